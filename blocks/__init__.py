@@ -1,0 +1,1 @@
+"""Pure functions that build Block Kit messages, modals and the App Home view. No I/O."""

@@ -1,0 +1,41 @@
+"""The `/pulser help` message."""
+
+from __future__ import annotations
+
+# (usage, what it does); later capabilities add their lines here as they land.
+COMMANDS: list[tuple[str, str]] = [
+    ("/pulser help", "Show this help."),
+]
+
+CAPABILITIES = [
+    ":heartbeat: *Heartbeats* — apps POST to `/heartbeat/{uuid}`; Pulser alerts when one misses its window.",
+    ":rotating_light: *Alerts* — Sentry, Alertmanager, GitHub and generic webhooks, grouped into incidents "
+    "with Ack / Snooze / Resolve / Investigate.",
+    ":cloud: *Heroku* — crashed dynos, releases, config changes, `/heroku-status`.",
+    ":control_knobs: *ChatOps* — status, health and deploys from Slack.",
+]
+
+
+def help_message(unknown: str | None = None) -> dict:
+    """Ephemeral help; with `unknown`, it starts by saying which word was not understood."""
+    lines = "\n".join(f"`{usage}` — {what}" for usage, what in COMMANDS)
+    intro = "*Pulser* watches what you run and tells you, in Slack, what needs a human."
+    blocks: list[dict] = []
+    text = intro
+    if unknown is not None:
+        shown = unknown if len(unknown) <= 40 else unknown[:37] + "..."
+        warning = f":warning: I don't know `{_escape(shown)}`. Here is what I can do:"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": warning}})
+        text = f"I don't know '{shown}'. " + intro
+    blocks += [
+        {"type": "section", "text": {"type": "mrkdwn", "text": intro}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(CAPABILITIES)}},
+        {"type": "divider"},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Commands*\n" + lines}},
+    ]
+    return {"response_type": "ephemeral", "text": text, "blocks": blocks}
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn needs only &, < and > escaped; backticks would break our code span."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")

@@ -1,0 +1,53 @@
+"""Pulser's Prometheus metrics, on a registry of its own so tests and the sidecar see only ours.
+
+Names follow Prometheus conventions: `pulser_` prefix, base units, `_total` for counters.
+Modules below `bot/` never import this: they get the Metrics object passed in.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import generate_latest, CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the sidecar)
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.platform_collector import PlatformCollector
+
+
+class Metrics:
+    def __init__(self, version: str):
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry, namespace="pulser")
+        PlatformCollector(registry=self.registry)
+        r = self.registry
+        self.build_info = Info("pulser_build", "Pulser version.", registry=r)
+        self.build_info.info({"version": version})
+        self.up = Gauge("pulser_up", "1 while the Pulser process runs.", registry=r)
+        self.start_time = Gauge("pulser_start_time_seconds", "Unix time the process started.", registry=r)
+        self.socket_connected = Gauge(
+            "pulser_socket_mode_connected", "1 while the Slack Socket Mode connection is up.", registry=r
+        )
+        self.socket_reconnects = Counter(
+            "pulser_socket_mode_reconnects_total", "Socket Mode connections re-established.", registry=r
+        )
+        self.envelopes = Counter(
+            "pulser_envelopes_total",
+            "Inbound envelopes by source and outcome (processed, duplicate, failed).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "pulser_http_requests_total", "Sidecar HTTP requests by route and status.", ["route", "status"], registry=r
+        )
+        self.ack_latency = Histogram(
+            "pulser_slack_ack_duration_seconds",
+            "Time from receiving a Socket Mode envelope to sending its ack.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3, 5),
+            registry=r,
+        )
+        self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
+        self.up.set(1)
+        self.start_time.set(time.time())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

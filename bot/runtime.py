@@ -1,0 +1,221 @@
+"""One Pulser process: starts its parts in order and stops them in reverse.
+
+`pulser run` runs everything; `pulser bot` and `pulser sidecar` run one half each and meet only in
+Postgres. Start order: database (embedded if DATABASE_URL is unset) → migrations → scheduler →
+Slack (sandbox if no tokens) → sidecar. Stop order is the reverse, and the Socket Mode handler
+drains first: it stops taking envelopes, lets in-flight ones finish, and hands unfinished ledger
+rows back for another process to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from bot import __version__
+from bot.metrics import Metrics
+from bot.scheduler import build_scheduler
+from bot.settings import Settings
+from bot.sidecar import build_sidecar, start_sidecar
+from bot.slack_app import build_app
+from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
+from jobs.ledger_worker import LedgerWorker, worker_name
+from storage import database, envelopes
+from storage.embedded import EmbeddedPostgres
+from storage.migrations import apply_migrations
+
+log = structlog.get_logger(__name__)
+
+Mode = Literal["run", "bot", "sidecar"]
+
+
+@dataclass
+class SlackEndpoint:
+    bot_token: str
+    app_token: str
+    api_url: str
+
+
+class Runtime:
+    drain_timeout: float = 10.0
+
+    def __init__(self, settings: Settings, mode: Mode = "run", *, metrics: Metrics | None = None):
+        self.settings = settings
+        self.mode = mode
+        self.metrics = metrics or Metrics(__version__)
+        self.worker_name = worker_name()
+        self.embedded: EmbeddedPostgres | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.scheduler = build_scheduler()
+        self.ledger_worker: LedgerWorker | None = None
+        self.sandbox = None
+        self.slack: SlackEndpoint | None = None
+        self.app = None
+        self.socket: LedgerSocketModeHandler | None = None
+        self.supervisor: ConnectionSupervisor | None = None
+        self._connect_task: asyncio.Task | None = None
+        self.http_runner: web.AppRunner | None = None
+        self.http_port: int | None = None
+        self.started_at = time.time()
+
+    @property
+    def runs_bot(self) -> bool:
+        return self.mode in ("run", "bot")
+
+    @property
+    def runs_sidecar(self) -> bool:
+        return self.mode in ("run", "sidecar")
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        dsn = self.settings.database_url
+        if dsn is None:
+            self.embedded = EmbeddedPostgres(self.settings.data_dir)
+            dsn = await self.embedded.start()
+        self.pool = await database.create_pool(dsn)
+        await apply_migrations(self.pool)
+
+        self.ledger_worker = LedgerWorker(
+            self.pool,
+            max_attempts=self.settings.ledger_max_attempts,
+            name=self.worker_name,
+            on_outcome=lambda source, outcome: self.metrics.envelopes.labels(source, outcome).inc(),
+        )
+        self.scheduler.start()
+        self.metrics.scheduler_running.set(1)
+
+        if self.runs_bot:
+            await self._start_slack()
+        self.scheduler.add_job(self.ledger_worker.run_once, "interval", seconds=2, id="ledger-worker")
+
+        if self.runs_sidecar:
+            app = build_sidecar(
+                metrics=self.metrics, health_report=self.health_report, max_body_bytes=self.settings.max_body_bytes
+            )
+            self.http_runner, self.http_port = await start_sidecar(app, self.settings.http_host, self.settings.http_port)
+            log.info("sidecar.listening", url=f"http://{self.settings.http_host}:{self.http_port}")
+        log.info("pulser.started", mode=self.mode, version=__version__)
+
+    async def _start_slack(self) -> None:
+        if self.settings.use_sandbox:
+            from sandbox import SlackSandbox
+
+            self.sandbox = SlackSandbox(host="127.0.0.1", port=self.settings.sandbox_port)
+            await self.sandbox.start()
+            self.slack = SlackEndpoint(SlackSandbox.BOT_TOKEN, SlackSandbox.APP_TOKEN, self.sandbox.api_url)
+            log.info(
+                "sandbox.listening",
+                url=self.sandbox.base_url,
+                hint="no Slack tokens set: Pulser talks to the local Slack sandbox; open the URL to watch it",
+            )
+        else:
+            assert self.settings.slack_bot_token and self.settings.slack_app_token
+            self.slack = SlackEndpoint(
+                self.settings.slack_bot_token, self.settings.slack_app_token, self.settings.slack_api_url
+            )
+        assert self.pool is not None and self.ledger_worker is not None
+        self.app = build_app(self.slack.bot_token, self.slack.api_url)
+        self.socket = LedgerSocketModeHandler(
+            self.app,
+            self.slack.app_token,
+            pool=self.pool,
+            metrics=self.metrics,
+            worker=self.worker_name,
+            max_attempts=self.settings.ledger_max_attempts,
+        )
+        self.ledger_worker.register("slack", self.socket.reprocess)
+        self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics)
+        self.supervisor.start()
+        # connect() retries until it succeeds; it must not hold up the rest of start-up.
+        self._connect_task = asyncio.create_task(self.socket.connect_async(), name="socket-connect")
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """For tests and the CLI: wait until the Socket Mode connection is up."""
+        assert self.socket is not None
+        deadline = time.monotonic() + timeout
+        while not await self.socket.client.is_connected():
+            if time.monotonic() > deadline:
+                raise TimeoutError("Socket Mode did not connect")
+            await asyncio.sleep(0.02)
+
+    async def health_report(self) -> dict:
+        components: dict[str, dict] = {}
+        try:
+            assert self.pool is not None
+            started = time.perf_counter()
+            await database.ping(self.pool)
+            components["database"] = {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        except Exception as exc:
+            components["database"] = {"status": "down", "error": type(exc).__name__}
+
+        if self.runs_bot and self.socket is not None:
+            connected = await self.socket.client.is_connected()
+            part: dict = {"status": "up" if connected else "down"}
+            if self.supervisor is not None and not connected and self.supervisor.down_since is not None:
+                part["down_seconds"] = round(time.monotonic() - self.supervisor.down_since, 1)
+            if self.sandbox is not None:
+                part["sandbox"] = self.sandbox.base_url
+            components["socket_mode"] = part
+        else:
+            components["socket_mode"] = {"status": "disabled", "detail": "this process runs the sidecar only"}
+
+        components["scheduler"] = {
+            "status": "up" if self.scheduler.running else "down",
+            "jobs": sorted(job.id for job in self.scheduler.get_jobs()) if self.scheduler.running else [],
+        }
+        if components["database"]["status"] == "up":
+            try:
+                components["ledger"] = {"status": "up", **await envelopes.status_counts(self.pool)}
+            except Exception as exc:
+                components["ledger"] = {"status": "down", "error": type(exc).__name__}
+        return {
+            "version": __version__,
+            "mode": self.mode,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "components": components,
+        }
+
+    async def stop(self) -> None:
+        """Stop taking work, finish or release in-flight rows, close the socket, stop the database."""
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+            self.http_runner = None
+        if self.socket is not None:
+            unfinished = await self.socket.drain(self.drain_timeout)
+            if unfinished and self.pool is not None:
+                released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
+                log.warning("ledger.released_at_shutdown", rows=released)
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self._connect_task is not None and not self._connect_task.done():
+            self._connect_task.cancel()
+        if self.socket is not None:
+            await self.socket.close_async()
+            self.socket = None
+            self.metrics.socket_connected.set(0)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            self.metrics.scheduler_running.set(0)
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+        if self.sandbox is not None:
+            await self.sandbox.stop()
+            self.sandbox = None
+        if self.embedded is not None:
+            await self.embedded.stop()
+            self.embedded = None
+        log.info("pulser.stopped", mode=self.mode)
+

@@ -1,0 +1,226 @@
+"""Settings from the environment, validated once at start-up.
+
+A bad value must stop the process with one line that names the variable and says what is
+allowed, so every parser here raises `SettingsError(variable, allowed)` rather than a bare
+ValueError. The environment gives first values only: settings changed from Slack (channels,
+intervals, rules) live in Postgres.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "console")
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class SettingsError(ValueError):
+    """One invalid environment variable; str() is the one line shown to the operator."""
+
+    def __init__(self, variable: str, value: str, allowed: str):
+        self.variable = variable
+        self.value = value
+        self.allowed = allowed
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        super().__init__(f"invalid {variable}={shown!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path = Path(".pulser")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    admin_token: str | None = field(default=None, repr=False)
+    admins: tuple[str, ...] = ()
+    slack_channel: str = "#ops-alerts"
+    heartbeat_check_interval: int = 30
+    heroku_api_key: str | None = field(default=None, repr=False)
+    heroku_api_url: str = "https://api.heroku.com"
+    monitored_apps: tuple[str, ...] = ()
+    check_interval_minutes: int = 5
+    sentry_client_secret: str | None = field(default=None, repr=False)
+    github_webhook_secret: str | None = field(default=None, repr=False)
+    heroku_webhook_secret: str | None = field(default=None, repr=False)
+    webhook_token: str | None = field(default=None, repr=False)
+    log_level: str = "info"
+    log_format: str | None = None  # None: console on a TTY, JSON otherwise
+    max_body_bytes: int = 1024 * 1024
+    ledger_max_attempts: int = 5
+    sandbox_port: int = 8081
+
+    @property
+    def use_sandbox(self) -> bool:
+        """Both Slack tokens unset: run against the local emulator instead of Slack."""
+        return not self.slack_bot_token and not self.slack_app_token
+
+    @property
+    def use_embedded_postgres(self) -> bool:
+        return not self.database_url
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for the log redactor."""
+        values = [
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.admin_token,
+            self.heroku_api_key,
+            self.sentry_client_secret,
+            self.github_webhook_secret,
+            self.heroku_webhook_secret,
+            self.webhook_token,
+        ]
+        return [v for v in values if v]
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build Settings from an environment mapping; raises SettingsError on the first bad value."""
+    env = _Env(environ)
+    bot_token = env.text("SLACK_BOT_TOKEN")
+    app_token = env.text("SLACK_APP_TOKEN")
+    if bot_token and not bot_token.startswith("xoxb-"):
+        raise SettingsError("SLACK_BOT_TOKEN", "xox…", "a bot token starting with xoxb-")
+    if app_token and not app_token.startswith("xapp-"):
+        raise SettingsError("SLACK_APP_TOKEN", "xa…", "an app-level token starting with xapp-")
+    if bool(bot_token) != bool(app_token):
+        missing = "SLACK_APP_TOKEN" if bot_token else "SLACK_BOT_TOKEN"
+        raise SettingsError(missing, "", "set both SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or neither (sandbox)")
+
+    api_url = env.get("SLACK_API_URL", "https://slack.com/api/", _http_url("SLACK_API_URL"))
+    if not api_url.endswith("/"):
+        api_url += "/"
+
+    return Settings(
+        slack_bot_token=bot_token,
+        slack_app_token=app_token,
+        slack_api_url=api_url,
+        slack_signing_secret=env.text("SLACK_SIGNING_SECRET"),
+        database_url=env.get("DATABASE_URL", None, _postgres_dsn),
+        data_dir=Path(env.text("PULSER_DATA_DIR") or ".pulser"),
+        http_host=env.text("PULSER_HTTP_HOST") or "127.0.0.1",
+        http_port=env.get("PULSER_HTTP_PORT", 8080, _int_between("PULSER_HTTP_PORT", 0, 65535, "a TCP port")),
+        admin_token=env.text("PULSER_ADMIN_TOKEN"),
+        admins=env.get("PULSER_ADMINS", (), _slack_user_ids),
+        slack_channel=env.get("SLACK_CHANNEL", "#ops-alerts", _channel),
+        heartbeat_check_interval=env.get(
+            "HEARTBEAT_CHECK_INTERVAL", 30, _int_between("HEARTBEAT_CHECK_INTERVAL", 1, 3600, "seconds")
+        ),
+        heroku_api_key=env.text("HEROKU_API_KEY"),
+        heroku_api_url=env.get("HEROKU_API_URL", "https://api.heroku.com", _http_url("HEROKU_API_URL")).rstrip("/"),
+        monitored_apps=env.get("MONITORED_APP_NAME", (), _heroku_app_names),
+        check_interval_minutes=env.get(
+            "CHECK_INTERVAL_MINUTES", 5, _int_between("CHECK_INTERVAL_MINUTES", 1, 60, "minutes")
+        ),
+        sentry_client_secret=env.text("SENTRY_CLIENT_SECRET"),
+        github_webhook_secret=env.text("GITHUB_WEBHOOK_SECRET"),
+        heroku_webhook_secret=env.text("HEROKU_WEBHOOK_SECRET"),
+        webhook_token=env.text("PULSER_WEBHOOK_TOKEN"),
+        log_level=env.get("LOG_LEVEL", "info", _choice("LOG_LEVEL", LOG_LEVELS)),
+        log_format=env.get("LOG_FORMAT", None, _choice("LOG_FORMAT", LOG_FORMATS)),
+        max_body_bytes=env.get(
+            "PULSER_MAX_BODY_BYTES", 1024 * 1024, _int_between("PULSER_MAX_BODY_BYTES", 1024, 64 * 1024 * 1024, "bytes")
+        ),
+        ledger_max_attempts=env.get(
+            "LEDGER_MAX_ATTEMPTS", 5, _int_between("LEDGER_MAX_ATTEMPTS", 1, 100, "attempts")
+        ),
+        sandbox_port=env.get(
+            "PULSER_SANDBOX_PORT", 8081, _int_between("PULSER_SANDBOX_PORT", 0, 65535, "a TCP port")
+        ),
+    )
+
+
+class _Env:
+    """Reads variables; empty strings count as unset (a common `FOO=` in .env files)."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        return parse(raw)
+
+
+def _int_between(name: str, low: int, high: int, unit: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        allowed = f"expected a whole number of {unit} from {low} to {high}"
+        if unit == "a TCP port":
+            allowed = f"expected a TCP port from {low} to {high}"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(name, raw, allowed) from None
+        if not low <= value <= high:
+            raise SettingsError(name, raw, allowed)
+        return value
+
+    return parse
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in choices:
+            raise SettingsError(name, raw, "expected one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _http_url(name: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc or " " in raw:
+            raise SettingsError(name, raw, "expected an http:// or https:// URL, e.g. https://slack.com/api/")
+        return raw
+
+    return parse
+
+
+def _postgres_dsn(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgres", "postgresql"):
+        # Never echo a DSN back: it may carry a password.
+        raise SettingsError("DATABASE_URL", "(hidden)", "expected postgresql://user:password@host:port/dbname")
+    return raw
+
+
+def _slack_user_ids(raw: str) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for user_id in ids:
+        if not SLACK_USER_ID.match(user_id):
+            raise SettingsError("PULSER_ADMINS", raw, "expected comma-separated Slack user IDs like U012ABCDEF")
+    return ids
+
+
+def _channel(raw: str) -> str:
+    if not re.match(r"^(#[a-z0-9][a-z0-9_\-]{0,79}|[CG][A-Z0-9]{2,})$", raw):
+        raise SettingsError("SLACK_CHANNEL", raw, "expected a channel name like #ops-alerts or a channel ID like C012ABCDEF")
+    return raw
+
+
+def _heroku_app_names(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if not re.match(r"^[a-z][a-z0-9-]{1,29}$", name):
+            raise SettingsError(
+                "MONITORED_APP_NAME", raw, "expected comma-separated Heroku app names (lowercase letters, digits, dashes)"
+            )
+    return names

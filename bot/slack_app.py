@@ -1,0 +1,41 @@
+"""The Bolt AsyncApp: Web API client pointed at SLACK_API_URL, with retries, and every listener."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.slack.registry import register_all
+
+
+def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+    """A client that survives a dropped connection, a 429 (waits Retry-After) and a 5xx.
+    Bolt copies base_url and these handlers into every per-request client."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(bot_token: str, api_url: str) -> AsyncApp:
+    app = AsyncApp(
+        client=build_web_client(bot_token, api_url),
+        # Socket Mode has no request signature to check; there is no HTTP request URL.
+        request_verification_enabled=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    register_all(app)
+    return app

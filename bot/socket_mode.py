@@ -1,0 +1,342 @@
+"""Socket Mode, ledger first: every envelope is recorded in Postgres before Bolt sees it.
+
+`LedgerSocketModeHandler` overrides the Bolt handler's `handle` (the one place that sees the raw
+envelope, envelope_id included). A duplicate gets a bare ack and no processing. A new envelope is
+dispatched to Bolt with `ledger_pk` and `envelope_id` in its context; Bolt's listener start,
+error and completion hooks report back, so the row ends `processed`, or `failed` with the error.
+
+`ConnectionSupervisor` watches the connection. slack_sdk reconnects by itself after a close frame
+or a `disconnect` message, but after a failed handshake it retries the *same* URL forever; the
+supervisor clears that URL so the SDK's next try asks `apps.connections.open` for a fresh one, and
+kicks a reconnect itself when the SDK is not trying at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable
+
+import asyncpg
+import structlog
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import send_async_response
+from slack_bolt.adapter.socket_mode.internals import build_headers
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.listener.async_listener_completion_handler import AsyncListenerCompletionHandler
+from slack_bolt.listener.async_listener_start_handler import AsyncListenerStartHandler
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import extract_team_id
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from bot.metrics import Metrics
+from storage import envelopes
+from storage.envelopes import Envelope
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "slack"
+DB_DOWN_TEXT = ":warning: Pulser cannot reach its database right now, so it did nothing. Try again in a minute."
+
+
+def ledger_key(req_type: str, payload: dict, envelope_id: str) -> str:
+    """The idempotency key of an envelope: Events API retries keep `event_id` but may carry a new
+    envelope_id, so events dedupe on event_id; commands and interactivity have only envelope_id."""
+    if req_type == "events_api" and payload.get("event_id"):
+        return "event:" + str(payload["event_id"])
+    return envelope_id
+
+
+@dataclass
+class _Outcome:
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
+
+
+class OutcomeTracker:
+    """Collects what Bolt's listener hooks report for each in-flight ledger row."""
+
+    def __init__(self) -> None:
+        self._outcomes: dict[int, _Outcome] = {}
+
+    def open(self, ledger_pk: int) -> _Outcome:
+        outcome = self._outcomes[ledger_pk] = _Outcome()
+        return outcome
+
+    def close(self, ledger_pk: int) -> None:
+        self._outcomes.pop(ledger_pk, None)
+
+    def _for(self, request: AsyncBoltRequest) -> _Outcome | None:
+        ledger_pk = request.context.get("ledger_pk") if request is not None else None
+        return self._outcomes.get(ledger_pk) if ledger_pk is not None else None
+
+    def started(self, request: AsyncBoltRequest) -> None:
+        if outcome := self._for(request):
+            outcome.started.set()
+
+    def failed(self, request: AsyncBoltRequest, error: BaseException) -> None:
+        if outcome := self._for(request):
+            outcome.error = f"{type(error).__name__}: {error}"
+
+    def completed(self, request: AsyncBoltRequest) -> None:
+        if outcome := self._for(request):
+            outcome.done.set()
+
+    @property
+    def in_flight(self) -> list[int]:
+        return list(self._outcomes)
+
+
+class _StartHook(AsyncListenerStartHandler):
+    def __init__(self, tracker: OutcomeTracker):
+        self.tracker = tracker
+
+    async def handle(self, request: AsyncBoltRequest, response: Any) -> None:
+        self.tracker.started(request)
+
+
+class _CompletionHook(AsyncListenerCompletionHandler):
+    def __init__(self, tracker: OutcomeTracker):
+        self.tracker = tracker
+
+    async def handle(self, request: AsyncBoltRequest, response: Any) -> None:
+        self.tracker.completed(request)
+
+
+def attach_outcome_hooks(app: AsyncApp, tracker: OutcomeTracker) -> None:
+    """Wire Bolt's listener lifecycle into the tracker.
+
+    The error handler is public API (`app.error`); start/completion hooks have no public setter in
+    slack-bolt 1.30, hence the pinned version and these two private attributes.
+    """
+
+    async def on_error(error: BaseException, request: AsyncBoltRequest, body: dict) -> None:
+        tracker.failed(request, error)
+        log.error(
+            "slack.listener_failed",
+            error=f"{type(error).__name__}: {error}",
+            envelope_id=request.context.get("envelope_id") if request else None,
+            exc_info=error,
+        )
+
+    app.error(on_error)
+    runner = app._async_listener_runner  # noqa: SLF001 — see docstring
+    runner.listener_start_handler = _StartHook(tracker)
+    runner.listener_completion_handler = _CompletionHook(tracker)
+
+
+class LedgerSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's Socket Mode handler with the envelope ledger in front. Build it inside a running loop."""
+
+    # How long a matched listener may run before its row is marked failed.
+    listener_timeout: float = 300.0
+    # How long after dispatch a listener has to start; none starting means nothing matched.
+    start_grace: float = 1.0
+
+    def __init__(
+        self,
+        app: AsyncApp,
+        app_token: str,
+        *,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        worker: str,
+        max_attempts: int,
+        ping_interval: float = 2.0,
+    ):
+        super().__init__(app, app_token, ping_interval=ping_interval)
+        self.pool = pool
+        self.metrics = metrics
+        self.worker = worker
+        self.max_attempts = max_attempts
+        self.tracker = OutcomeTracker()
+        self.accepting = True
+        attach_outcome_hooks(app, self.tracker)
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started_at = time.perf_counter()
+        if not self.accepting:
+            return  # shutting down: no ack, so Slack redelivers the envelope to another connection
+        scope = extract_team_id(req.payload) or ""
+        key = ledger_key(req.type, req.payload, req.envelope_id)
+        bound = log.bind(envelope_id=req.envelope_id, type=req.type, team=scope)
+        try:
+            ledger_pk = await envelopes.record_envelope(
+                self.pool,
+                source=SOURCE,
+                scope=scope,
+                envelope_id=key,
+                kind=req.type,
+                payload=req.payload,
+                headers={"envelope_id": req.envelope_id, "retry_attempt": req.retry_attempt},
+                claimed_by=self.worker,
+                lease=timedelta(seconds=self.listener_timeout + 60),
+            )
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            self.metrics.envelopes.labels(SOURCE, "failed").inc()
+            bound.error("ledger.record_failed", error=f"{type(exc).__name__}: {exc}")
+            if req.type == "slash_commands":
+                await client.send_socket_mode_response(
+                    SocketModeResponse(req.envelope_id, payload={"response_type": "ephemeral", "text": DB_DOWN_TEXT})
+                )
+            return  # events and clicks get no ack: Slack retries events, and a click shows an error
+
+        if ledger_pk is None:
+            self.metrics.envelopes.labels(SOURCE, "duplicate").inc()
+            bound.info("ledger.duplicate")
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
+
+        outcome = self.tracker.open(ledger_pk)
+        try:
+            request = self._bolt_request(req.payload, build_headers(req), ledger_pk, req.envelope_id)
+            response = await self.app.async_dispatch(request)
+            await send_async_response(client, req, response, started_at)
+            self.metrics.ack_latency.observe(time.perf_counter() - started_at)
+            error = await self._await_outcome(outcome)
+        finally:
+            self.tracker.close(ledger_pk)
+        await self._record_outcome(ledger_pk, error, bound)
+
+    async def reprocess(self, row: Envelope) -> None:
+        """Ledger-worker processor: dispatch a stored envelope again. Its ack went (or not) long ago,
+        so none is sent now; listeners can see `context["ledger_retry"]`. Raises on failure."""
+        outcome = self.tracker.open(row.id)
+        try:
+            request = self._bolt_request(row.payload, None, row.id, str(row.headers.get("envelope_id", row.envelope_id)))
+            request.context["ledger_retry"] = True
+            await self.app.async_dispatch(request)
+            error = await self._await_outcome(outcome)
+        finally:
+            self.tracker.close(row.id)
+        if error:
+            raise RuntimeError(error)
+
+    def _bolt_request(self, payload: dict, headers: Any, ledger_pk: int, envelope_id: str) -> AsyncBoltRequest:
+        return AsyncBoltRequest(
+            mode="socket_mode",
+            body=payload,
+            headers=headers,
+            context={"ledger_pk": ledger_pk, "envelope_id": envelope_id},
+        )
+
+    async def _await_outcome(self, outcome: _Outcome) -> str | None:
+        """Wait until the listener Bolt started has finished; returns its error, if any."""
+        if outcome.error and not outcome.started.is_set():
+            return outcome.error  # a middleware failed before any listener ran
+        try:
+            await asyncio.wait_for(outcome.started.wait(), self.start_grace)
+        except asyncio.TimeoutError:
+            return outcome.error  # no listener matched (or a middleware answered): nothing more will run
+        try:
+            await asyncio.wait_for(outcome.done.wait(), self.listener_timeout)
+        except asyncio.TimeoutError:
+            return outcome.error or f"listener still running after {self.listener_timeout:.0f} s"
+        return outcome.error
+
+    async def _record_outcome(self, ledger_pk: int, error: str | None, bound: Any) -> None:
+        try:
+            if error is None:
+                await envelopes.mark_processed(self.pool, ledger_pk)
+                self.metrics.envelopes.labels(SOURCE, "processed").inc()
+            else:
+                retry_at = await envelopes.mark_failed(self.pool, ledger_pk, error, max_attempts=self.max_attempts)
+                self.metrics.envelopes.labels(SOURCE, "failed").inc()
+                bound.warning("ledger.failed", error=error, next_attempt_at=retry_at)
+        except (OSError, asyncpg.PostgresError) as exc:
+            # The row keeps its lease; the ledger worker picks it up when the lease runs out.
+            bound.error("ledger.outcome_not_recorded", error=f"{type(exc).__name__}: {exc}")
+
+    async def drain(self, timeout: float) -> list[int]:
+        """Stop taking envelopes and wait for in-flight ones; returns the ledger ids still unfinished."""
+        self.accepting = False
+        deadline = time.monotonic() + timeout
+        while self.tracker.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.tracker.in_flight
+
+
+class ConnectionSupervisor:
+    """Keeps the Socket Mode connection up and reports its state (for /health and metrics)."""
+
+    def __init__(
+        self,
+        client: AsyncBaseSocketModeClient,
+        metrics: Metrics,
+        *,
+        poll_interval: float = 0.25,
+        fresh_url_after: float = 1.0,
+        kick_after: float = 2.5,
+        on_change: Callable[[bool], None] | None = None,
+    ):
+        self.client = client
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.fresh_url_after = fresh_url_after
+        self.kick_after = kick_after
+        self.on_change = on_change or (lambda connected: None)
+        self.connected = False
+        self.ever_connected = False
+        self.down_since: float | None = time.monotonic()
+        self._kick: asyncio.Task | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="socket-supervisor")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._kick):
+            if task and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def check(self) -> bool:
+        """One supervision step; returns whether the socket is connected."""
+        connected = await self.client.is_connected()
+        now = time.monotonic()
+        if connected != self.connected:
+            self.connected = connected
+            self.metrics.socket_connected.set(1 if connected else 0)
+            if connected:
+                if self.ever_connected:
+                    self.metrics.socket_reconnects.inc()
+                down_for = now - self.down_since if self.down_since else 0.0
+                log.info("socket.connected", reconnect=self.ever_connected, down_seconds=round(down_for, 3))
+                self.ever_connected = True
+                self.down_since = None
+            else:
+                self.down_since = now
+                log.warning("socket.disconnected")
+            self.on_change(connected)
+        if not connected and not self.client.closed:
+            down_for = now - (self.down_since or now)
+            if down_for >= self.fresh_url_after:
+                # The SDK re-uses its last URL on every retry; None makes its next try fetch a new one.
+                self.client.wss_uri = None  # type: ignore[assignment]
+            lock_free = not self.client.connect_operation_lock.locked()
+            if down_for >= self.kick_after and lock_free and (self._kick is None or self._kick.done()):
+                self._kick = asyncio.create_task(self._reconnect(), name="socket-kick")
+        return connected
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception as exc:  # the supervisor must outlive any one failure
+                log.error("socket.supervisor_error", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self.poll_interval)
+
+    async def _reconnect(self) -> None:
+        log.info("socket.reconnect_forced")
+        try:
+            await asyncio.wait_for(self.client.connect_to_new_endpoint(force=True), timeout=10)
+        except Exception as exc:
+            log.warning("socket.reconnect_failed", error=f"{type(exc).__name__}: {exc}")

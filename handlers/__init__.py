@@ -1,0 +1,1 @@
+"""Thin entry points: parse, authorize, call a service, reply."""

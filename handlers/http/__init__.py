@@ -1,0 +1,1 @@
+"""Sidecar HTTP handlers (heartbeats, webhooks, API, health, metrics)."""

@@ -1,0 +1,1 @@
+"""Slack listeners (commands, actions, views, events), registered on the Bolt app by `register_all`."""

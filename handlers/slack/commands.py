@@ -1,0 +1,40 @@
+"""`/pulser <subcommand>`: parse the first word and dispatch; unknown words get help."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from blocks.help import help_message
+
+log = structlog.get_logger(__name__)
+
+Subcommand = Callable[..., Awaitable[None]]
+
+
+async def _help(ack: AsyncAck, **_: object) -> None:
+    await ack(**help_message())
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "help": _help,
+}
+
+
+def register(app: AsyncApp) -> None:
+    @app.command("/pulser")
+    async def pulser_command(ack: AsyncAck, command: dict, context: dict, client, respond) -> None:
+        text = (command.get("text") or "").strip()
+        word, _, rest = text.partition(" ")
+        word = word.lower()
+        log.info("slack.command", command="/pulser", subcommand=word or "help", user=command.get("user_id"))
+        if not word:
+            await _help(ack)
+            return
+        handler = SUBCOMMANDS.get(word)
+        if handler is None:
+            await ack(**help_message(unknown=word))
+            return
+        await handler(ack=ack, command=command, args=rest.strip(), context=context, client=client, respond=respond)

@@ -1,0 +1,30 @@
+"""The asyncpg pool, with JSON codecs so jsonb columns read and write Python objects."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool; every connection speaks UTC so timestamptz values never shift."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"timezone": "UTC", "application_name": "pulser"},
+        command_timeout=30,
+    )
+
+
+async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> None:
+    """Raise if the database does not answer a trivial query within `timeout` seconds."""
+    async with pool.acquire(timeout=timeout) as conn:
+        await conn.fetchval("SELECT 1", timeout=timeout)
