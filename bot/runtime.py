@@ -143,9 +143,9 @@ class Runtime:
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """For tests and the CLI: wait until the Socket Mode connection is up."""
-        assert self.socket is not None
+        assert self.socket is not None and self.supervisor is not None
         deadline = time.monotonic() + timeout
-        while not await self.socket.client.is_connected():
+        while not (self.supervisor.connected and await self.socket.client.is_connected()):
             if time.monotonic() > deadline:
                 raise TimeoutError("Socket Mode did not connect")
             await asyncio.sleep(0.02)
@@ -160,8 +160,10 @@ class Runtime:
         except Exception as exc:
             components["database"] = {"status": "down", "error": type(exc).__name__}
 
-        if self.runs_bot and self.socket is not None:
-            connected = await self.socket.client.is_connected()
+        if self.runs_bot and self.socket is not None and self.supervisor is not None:
+            # check() reads the live connection and updates the supervisor's state and gauge, so
+            # /health and /metrics never disagree.
+            connected = await self.supervisor.check()
             part: dict = {"status": "up" if connected else "down"}
             if self.supervisor is not None and not connected and self.supervisor.down_since is not None:
                 part["down_seconds"] = round(time.monotonic() - self.supervisor.down_since, 1)

@@ -35,6 +35,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.metrics import Metrics
 from storage import envelopes
+from storage.database import DATABASE_ERRORS
 from storage.envelopes import Envelope
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,7 @@ class _Outcome:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: str | None = None
+    ack_response: Any = None
 
 
 class OutcomeTracker:
@@ -82,9 +84,14 @@ class OutcomeTracker:
     def failed(self, request: AsyncBoltRequest, error: BaseException) -> None:
         if outcome := self._for(request):
             outcome.error = f"{type(error).__name__}: {error}"
+            outcome.ack_response = request.context.ack.response
 
     def completed(self, request: AsyncBoltRequest) -> None:
         if outcome := self._for(request):
+            # Bolt 1.30 resets ack.response to None when a listener raises after acking; if its
+            # dispatcher had not polled the ack yet, the ack would be lost. Put it back.
+            if outcome.ack_response is not None and request.context.ack.response is None:
+                request.context.ack.response = outcome.ack_response
             outcome.done.set()
 
     @property
@@ -177,7 +184,7 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
                 claimed_by=self.worker,
                 lease=timedelta(seconds=self.listener_timeout + 60),
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             self.metrics.envelopes.labels(SOURCE, "failed").inc()
             bound.error("ledger.record_failed", error=f"{type(exc).__name__}: {exc}")
             if req.type == "slash_commands":
@@ -248,7 +255,7 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
                 retry_at = await envelopes.mark_failed(self.pool, ledger_pk, error, max_attempts=self.max_attempts)
                 self.metrics.envelopes.labels(SOURCE, "failed").inc()
                 bound.warning("ledger.failed", error=error, next_attempt_at=retry_at)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DATABASE_ERRORS as exc:
             # The row keeps its lease; the ledger worker picks it up when the lease runs out.
             bound.error("ledger.outcome_not_recorded", error=f"{type(exc).__name__}: {exc}")
 

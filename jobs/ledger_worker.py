@@ -17,6 +17,7 @@ import asyncpg
 import structlog
 
 from storage import envelopes
+from storage.database import DATABASE_ERRORS
 from storage.envelopes import Envelope
 
 log = structlog.get_logger(__name__)
@@ -61,15 +62,19 @@ class LedgerWorker:
         if not self._processors:
             return 0
         async with self._lock:  # one pass at a time in this process; other processes use SKIP LOCKED
-            await envelopes.abandon_exhausted(self.pool, max_attempts=self.max_attempts)
-            due = await envelopes.claim_due(
-                self.pool,
-                worker=self.name,
-                sources=self.sources,
-                limit=self.batch_size,
-                max_attempts=self.max_attempts,
-                lease=self.lease,
-            )
+            try:
+                await envelopes.abandon_exhausted(self.pool, max_attempts=self.max_attempts)
+                due = await envelopes.claim_due(
+                    self.pool,
+                    worker=self.name,
+                    sources=self.sources,
+                    limit=self.batch_size,
+                    max_attempts=self.max_attempts,
+                    lease=self.lease,
+                )
+            except DATABASE_ERRORS as exc:
+                log.warning("ledger.worker_database_unavailable", error=f"{type(exc).__name__}: {exc}")
+                return 0
             for row in due:
                 await self._process(row)
             return len(due)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
+
+# What "the database is unavailable" looks like to a caller: refused or dropped connections, a
+# closed pool, a timeout, or a server-side error.
+DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -47,6 +47,19 @@ def error_middleware(count_request: RequestCounter) -> Callable:
     return middleware
 
 
+def body_size_limit(max_bytes: int) -> Callable:
+    """Refuse a declared-too-large body before reading a byte of it. Bodies without a
+    Content-Length (chunked) are capped by aiohttp's client_max_size while being read."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=request.content_length)
+        return await handler(request)
+
+    return middleware
+
+
 def _from_http_exception(exc: web.HTTPException, request: web.Request) -> web.Response:
     if exc.status == 413:
         limit = request.app.get(MAX_BODY_BYTES)

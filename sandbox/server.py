@@ -1,0 +1,565 @@
+"""``SlackSandbox``: one aiohttp server that plays Slack for the real slack-bolt + slack_sdk.
+
+Point the bot at it with
+``AsyncApp(client=AsyncWebClient(token="xoxb-...", base_url=sb.api_url))`` and
+``AsyncSocketModeHandler(app, app_token="xapp-...")``; nothing in the bot needs to know it is
+not talking to Slack. The class is the facade tests use: it records what the bot did, injects
+envelopes and faults, and waits for things to happen. The protocol work lives in
+``web_api`` (HTTP methods), ``socket_mode`` (the WebSocket) and ``payloads`` (envelope shapes).
+
+Routes:
+  /api/<method>       Slack Web API
+  /link/?ticket=...   Socket Mode WebSocket (URLs issued by apps.connections.open)
+  /hooks/<id>         response_url targets
+  /                   HTML view for people; /sandbox/state is the same as JSON
+  /sandbox/command    inject a slash command (POST JSON or form); /sandbox/event likewise
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from . import payloads
+from .page import render_page
+from .socket_mode import SocketModeHub
+from .state import ApiCall, FailureRule, WorkspaceState
+from .web_api import WebApi
+
+log = logging.getLogger("sandbox")
+
+
+class SlackSandbox:
+    """A local Slack workspace with one app installed. All state lives in memory."""
+
+    BOT_TOKEN = "xoxb-sandbox-bot-token"
+    APP_TOKEN = "xapp-sandbox-app-token"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        team_id: str = "T0SANDBOX",
+        team_domain: str = "sandbox",
+        app_id: str = "A0SANDBOX",
+        bot_user_id: str = "U0PULSERBOT",
+        bot_id: str = "B0PULSER",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.app_id = app_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.state = WorkspaceState(
+            team_id=team_id, team_domain=team_domain, app_id=app_id, bot_user_id=bot_user_id, bot_id=bot_id
+        )
+        self.hub = SocketModeHub(app_id=app_id, notifier=self.state.changed)
+        self.connections_open_calls = 0
+        self._web_api = WebApi(
+            self.state,
+            issue_ws_url=lambda request: self.hub.issue_url(request.host or f"{self._url_host}:{self.port}"),
+            base_url=lambda: self.base_url,
+            on_connections_open=self._count_connections_open,
+        )
+        self._runner: web.AppRunner | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._web_api.handle)
+        app.router.add_get("/link/", self.hub.handle_link)
+        app.router.add_get("/link", self.hub.handle_link)
+        app.router.add_post("/hooks/{hook_id:.+}", self._handle_hook)
+        app.router.add_get("/", self._handle_page)
+        app.router.add_get("/sandbox/state", self._handle_state)
+        app.router.add_post("/sandbox/command", self._handle_command)
+        app.router.add_post("/sandbox/event", self._handle_event)
+        return app
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("sandbox already started")
+        self.hub.reopen()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        log.info("Slack sandbox listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Close every socket and the listener. ``start()`` again rebinds the same port, which
+        simulates a Slack outage; earlier tickets and all recordings survive."""
+        if self._runner is None:
+            return
+        runner, self._runner = self._runner, None
+        await self.hub.shutdown()
+        await runner.cleanup()
+
+    async def __aenter__(self) -> SlackSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def _url_host(self) -> str:
+        if self.host in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        if self.host == "::":
+            return "[::1]"
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._url_host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def _count_connections_open(self) -> None:
+        self.connections_open_calls += 1
+
+    # ---- recordings -------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        return self.state.calls
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        return self.state.calls_to(method)
+
+    async def wait_for_call(self, method: str, count: int = 1, timeout: float = 5.0) -> list[ApiCall]:
+        await self.state.changed.wait_until(lambda: len(self.calls_to(method)) >= count, timeout)
+        return self.calls_to(method)
+
+    @property
+    def messages(self) -> dict[str, list[dict[str, Any]]]:
+        return self.state.messages
+
+    @property
+    def ephemerals(self) -> list[dict[str, Any]]:
+        return self.state.ephemerals
+
+    @property
+    def response_url_posts(self) -> list[tuple[str, Any]]:
+        return self.state.response_url_posts
+
+    @property
+    def views(self) -> dict[str, dict[str, Any]]:
+        return self.state.views
+
+    @property
+    def home_views(self) -> dict[str, dict[str, Any]]:
+        return self.state.home_views
+
+    @property
+    def acks(self) -> list[dict[str, Any]]:
+        return self.hub.acks
+
+    @property
+    def stray_acks(self) -> list[dict[str, Any]]:
+        return self.hub.stray_acks
+
+    @property
+    def envelopes_sent(self) -> list[dict[str, Any]]:
+        return self.hub.envelopes_sent
+
+    def reset(self) -> None:
+        """Clear recordings and pending ``fail_next`` rules; keep users, channels, sockets, counters."""
+        self.state.reset()
+        self.hub.acks.clear()
+        self.hub.stray_acks.clear()
+        self.hub.envelopes_sent.clear()
+        self.hub.other_frames.clear()
+
+    # ---- directory --------------------------------------------------------------------
+
+    def set_user(
+        self,
+        user_id: str,
+        name: str | None = None,
+        real_name: str | None = None,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        tz: str = "UTC",
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return self.state.set_user(
+            user_id, name=name, real_name=real_name, is_admin=is_admin, is_owner=is_owner, tz=tz, **extra
+        )
+
+    def add_channel(self, channel_id: str, name: str, is_private: bool = False) -> None:
+        self.state.add_channel(channel_id, name, is_private=is_private)
+
+    # ---- Socket Mode ------------------------------------------------------------------
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.hub.open_connections())
+
+    @property
+    def connections_opened(self) -> int:
+        return self.hub.connections_opened
+
+    async def wait_for_connection(self, timeout: float = 5.0, newer_than: int | None = None) -> int:
+        """Wait for a usable socket (not one told to disconnect); returns ``connections_opened``.
+
+        With ``newer_than=n``, wait until a handshake after the n-th one has succeeded and that
+        socket is usable, i.e. the bot reconnected.
+        """
+
+        def ready() -> bool:
+            if newer_than is not None and self.hub.connections_opened <= newer_than:
+                return False
+            return bool(self.hub.usable_connections())
+
+        await self.state.changed.wait_until(ready, timeout)
+        return self.hub.connections_opened
+
+    async def send_envelope(self, envelope: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
+        return await self.hub.send_envelope(envelope, timeout)
+
+    def _new_hook(self, **info: Any) -> str:
+        hook_id = f"{self.team_id}/{uuid.uuid4().hex[:12]}"
+        self.state.hooks[hook_id] = info
+        return f"{self.base_url}/hooks/{hook_id}"
+
+    def slash_command_envelope(
+        self,
+        command: str = "/pulser",
+        text: str = "help",
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0OPS",
+        channel_name: str = "ops",
+        envelope_id: str | None = None,
+    ) -> dict[str, Any]:
+        payload = payloads.slash_command(
+            command=command,
+            text=text,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            channel_name=channel_name,
+            team_id=self.team_id,
+            team_domain=self.team_domain,
+            api_app_id=self.app_id,
+            response_url=self._new_hook(kind="command", channel_id=channel_id, user_id=user_id),
+        )
+        return payloads.envelope("slash_commands", payload, accepts_response_payload=True, envelope_id=envelope_id)
+
+    async def send_slash_command(
+        self,
+        command: str = "/pulser",
+        text: str = "help",
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        channel_id: str = "C0OPS",
+        channel_name: str = "ops",
+        envelope_id: str | None = None,
+        timeout: float = 3.0,
+    ) -> dict[str, Any]:
+        env = self.slash_command_envelope(command, text, user_id, user_name, channel_id, channel_name, envelope_id)
+        return await self.send_envelope(env, timeout)
+
+    def block_action_envelope(
+        self,
+        action_id: str,
+        value: str = "",
+        user_id: str = "U0ALICE",
+        channel_id: str | None = "C0OPS",
+        message_ts: str | None = None,
+        block_id: str = "b",
+        envelope_id: str | None = None,
+        *,
+        view_id: str | None = None,
+        action_type: str = "button",
+    ) -> dict[str, Any]:
+        """A button click. ``message_ts`` names a message in ``sb.messages`` (its body is included);
+        ``view_id`` makes it a click inside a stored view (Home tab/modal) instead."""
+        view = None
+        if view_id is not None:
+            view = self.state.views.get(view_id) or {"id": view_id, "type": "home", "blocks": []}
+        message = None
+        if view is None and channel_id is not None and message_ts is not None:
+            stored = self.state.find_message(channel_id, message_ts)
+            message = {k: v for k, v in (stored or {}).items() if k not in ("edits", "channel")} or {
+                "type": "message",
+                "ts": message_ts,
+                "text": "",
+                "user": self.bot_user_id,
+                "bot_id": self.bot_id,
+            }
+        payload = payloads.block_actions(
+            action_id=action_id,
+            value=value,
+            block_id=block_id,
+            user_id=user_id,
+            user_name=self.state.user_name(user_id),
+            team_id=self.team_id,
+            team_domain=self.team_domain,
+            api_app_id=self.app_id,
+            channel_id=channel_id,
+            channel_name=self.state.channel_name(channel_id) if channel_id else None,
+            message=message,
+            message_ts=message_ts or (None if view is not None else self.state.next_ts()),
+            response_url=None if view is not None else self._new_hook(kind="action", channel_id=channel_id, user_id=user_id),
+            view=view,
+            action_type=action_type,
+        )
+        return payloads.envelope("interactive", payload, accepts_response_payload=False, envelope_id=envelope_id)
+
+    async def send_block_action(
+        self,
+        action_id: str,
+        value: str = "",
+        user_id: str = "U0ALICE",
+        channel_id: str | None = "C0OPS",
+        message_ts: str | None = None,
+        block_id: str = "b",
+        envelope_id: str | None = None,
+        timeout: float = 3.0,
+        *,
+        view_id: str | None = None,
+        action_type: str = "button",
+    ) -> dict[str, Any]:
+        env = self.block_action_envelope(
+            action_id, value, user_id, channel_id, message_ts, block_id, envelope_id, view_id=view_id, action_type=action_type
+        )
+        return await self.send_envelope(env, timeout)
+
+    def view_submission_envelope(
+        self,
+        callback_id: str,
+        values: dict[str, Any],
+        user_id: str = "U0ALICE",
+        private_metadata: str = "",
+        view_id: str | None = None,
+        envelope_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A modal submit. With ``view_id`` of a modal the bot opened, that view is the base
+        (blocks, hash, ...); ``callback_id``/``private_metadata`` given here still win when set."""
+        stored = self.state.views.get(view_id) if view_id else None
+        if stored is not None:
+            view = dict(stored)
+            view["callback_id"] = callback_id or stored.get("callback_id", "")
+            view["private_metadata"] = private_metadata or stored.get("private_metadata", "")
+        else:
+            new_id = view_id or self.state.next_view_id()
+            view = {
+                "id": new_id,
+                "team_id": self.team_id,
+                "type": "modal",
+                "blocks": [],
+                "private_metadata": private_metadata,
+                "callback_id": callback_id,
+                "state": {"values": {}},
+                "hash": f"{new_id}.hash",
+                "title": {"type": "plain_text", "text": "Sandbox"},
+                "clear_on_close": False,
+                "notify_on_close": False,
+                "close": None,
+                "submit": {"type": "plain_text", "text": "Submit"},
+                "previous_view_id": None,
+                "root_view_id": new_id,
+                "app_id": self.app_id,
+                "external_id": "",
+                "app_installed_team_id": self.team_id,
+                "bot_id": self.bot_id,
+            }
+        payload = payloads.view_submission(
+            view=view,
+            values=values,
+            user_id=user_id,
+            user_name=self.state.user_name(user_id),
+            team_id=self.team_id,
+            team_domain=self.team_domain,
+            api_app_id=self.app_id,
+        )
+        return payloads.envelope("interactive", payload, accepts_response_payload=True, envelope_id=envelope_id)
+
+    async def send_view_submission(
+        self,
+        callback_id: str,
+        values: dict[str, Any],
+        user_id: str = "U0ALICE",
+        private_metadata: str = "",
+        view_id: str | None = None,
+        envelope_id: str | None = None,
+        timeout: float = 3.0,
+    ) -> dict[str, Any]:
+        env = self.view_submission_envelope(callback_id, values, user_id, private_metadata, view_id, envelope_id)
+        return await self.send_envelope(env, timeout)
+
+    def event_envelope(
+        self,
+        event: dict[str, Any],
+        event_id: str | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        envelope_id: str | None = None,
+    ) -> dict[str, Any]:
+        payload = payloads.event_callback(
+            event, team_id=self.team_id, api_app_id=self.app_id, bot_user_id=self.bot_user_id, event_id=event_id
+        )
+        return payloads.events_envelope(
+            payload, retry_attempt=retry_attempt, retry_reason=retry_reason, envelope_id=envelope_id
+        )
+
+    async def send_event(
+        self,
+        event: dict[str, Any],
+        event_id: str | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        envelope_id: str | None = None,
+        timeout: float = 3.0,
+    ) -> dict[str, Any]:
+        env = self.event_envelope(event, event_id, retry_attempt, retry_reason, envelope_id)
+        return await self.send_envelope(env, timeout)
+
+    def app_home_opened_event(self, user_id: str = "U0ALICE", tab: str = "home") -> dict[str, Any]:
+        """An ``app_home_opened`` event carrying the user's published Home view, if any."""
+        return payloads.app_home_opened(
+            user_id=user_id, channel_id="D" + user_id[1:], tab=tab, view=self.state.home_views.get(user_id)
+        )
+
+    async def send_app_home_opened(self, user_id: str = "U0ALICE", tab: str = "home", timeout: float = 3.0) -> dict[str, Any]:
+        return await self.send_event(self.app_home_opened_event(user_id, tab), timeout=timeout)
+
+    # ---- fault injection --------------------------------------------------------------
+
+    async def drop_connections(self, mode: str = "close", reason: str = "refresh_requested") -> None:
+        """``close``: close frame; ``reset``: TCP abort, no close frame; ``disconnect``: Slack's
+        ``disconnect`` frame, then a close ~1 s later if the client has not closed first."""
+        await self.hub.drop(mode, reason)
+
+    def kill_issued_urls(self) -> None:
+        """Burn every WSS URL issued so far (handshakes answer 401) and reset open sockets."""
+        self.hub.kill_issued_urls()
+
+    def fail_next(
+        self,
+        method: str,
+        status: int = 429,
+        error: str | None = None,
+        retry_after: int | None = 1,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with an error instead of running it.
+
+        ``error`` defaults by status: 429 → ``ratelimited``, 5xx → ``internal_error``, anything
+        else → ``fatal_error``. 429 answers carry ``Retry-After: retry_after``.
+        """
+        if error is None:
+            error = "ratelimited" if status == 429 else "internal_error" if status >= 500 else "fatal_error"
+        self.state.add_failure(method, FailureRule(status=status, error=error, retry_after=retry_after, times=times))
+
+    # ---- HTTP handlers other than the API ---------------------------------------------
+
+    async def _handle_hook(self, request: web.Request) -> web.Response:
+        hook_id = request.match_info["hook_id"]
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            self.state.response_url_posts.append((hook_id, raw.decode("utf-8", "replace")))
+            self.state.changed.notify()
+            return web.Response(status=400, text="invalid_payload")
+        self.state.response_url_posts.append((hook_id, body))
+        self.state.changed.notify()
+        return web.Response(text="ok")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the page shows, as JSON-able data (also served at /sandbox/state)."""
+        channel_ids = list(dict.fromkeys([*self.state.messages.keys()]))
+        return {
+            "base_url": self.base_url,
+            "team": {"id": self.team_id, "domain": self.team_domain, "app_id": self.app_id, "bot_user_id": self.bot_user_id},
+            "connections": {
+                "open": self.connection_count,
+                "opened": self.connections_opened,
+                "open_calls": self.connections_open_calls,
+            },
+            "call_count": len(self.calls),
+            "recent_calls": [
+                {"method": c.method, "params": c.params, "at": c.at} for c in self.calls[-50:]
+            ],
+            "channels": {
+                cid: {"name": self.state.channel_name(cid), "messages": self.state.messages.get(cid, [])}
+                for cid in channel_ids
+            },
+            "ephemerals": self.state.ephemerals,
+            "response_url_posts": [{"hook_id": h, "body": b} for h, b in self.state.response_url_posts],
+            "views": self.state.views,
+            "home_views": self.state.home_views,
+            "acks": self.hub.acks[-50:],
+        }
+
+    async def _handle_page(self, request: web.Request) -> web.Response:
+        return web.Response(text=render_page(self.snapshot()), content_type="text/html", charset="utf-8")
+
+    async def _handle_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot(), dumps=lambda o: json.dumps(o, default=str))
+
+    @staticmethod
+    async def _read_fields(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            try:
+                data = await request.json()
+            except ValueError:
+                raise web.HTTPBadRequest(text=json.dumps({"error": "invalid json"}), content_type="application/json")
+            if not isinstance(data, dict):
+                raise web.HTTPBadRequest(text=json.dumps({"error": "expected an object"}), content_type="application/json")
+            return data
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+    async def _inject(self, envelope: dict[str, Any]) -> web.Response:
+        try:
+            ack = await self.send_envelope(envelope, timeout=3.0)
+        except RuntimeError:
+            return web.json_response({"error": "no bot connected"}, status=503)
+        except asyncio.TimeoutError:
+            return web.json_response({"error": "no ack within 3 s", "envelope_id": envelope["envelope_id"]}, status=504)
+        return web.json_response({"ack": ack, "envelope_id": envelope["envelope_id"]})
+
+    async def _handle_command(self, request: web.Request) -> web.Response:
+        fields = await self._read_fields(request)
+        user_id = str(fields.get("user_id", "U0ALICE"))
+        channel_id = str(fields.get("channel_id", "C0OPS"))
+        envelope = self.slash_command_envelope(
+            command=str(fields.get("command", "/pulser")),
+            text=str(fields.get("text", "")),
+            user_id=user_id,
+            user_name=str(fields.get("user_name") or self.state.user_name(user_id)),
+            channel_id=channel_id,
+            channel_name=str(fields.get("channel_name") or self.state.channel_name(channel_id)),
+        )
+        return await self._inject(envelope)
+
+    async def _handle_event(self, request: web.Request) -> web.Response:
+        fields = await self._read_fields(request)
+        event = fields.get("event")
+        if not isinstance(event, dict) or not event.get("type"):
+            return web.json_response({"error": "expected {\"event\": {\"type\": ...}}"}, status=400)
+        return await self._inject(self.event_envelope(event))

@@ -1,0 +1,234 @@
+"""What the fake workspace remembers, kept apart from the HTTP and WebSocket plumbing.
+
+Tests assert on these recordings (``sb.calls``, ``sb.messages``, ...), the HTML page renders
+them, and the Web API handlers mutate them. Holding them in one plain object means all three
+see the same thing and ``reset()`` can clear them in one place without touching connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class ApiCall:
+    """One Web API request as the sandbox received it (token kept apart from params)."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    at: float = field(default_factory=time.time)
+
+
+class Notifier:
+    """Wakes coroutines that wait for "something changed" (a call recorded, a socket opened).
+
+    Waiters re-check their own predicate after each wake-up, so one notifier serves every
+    kind of wait and a spurious wake-up is harmless.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._waiters.clear()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once ``predicate()`` is true; raise ``TimeoutError`` after ``timeout`` s."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                fut: asyncio.Future[None] = loop.create_future()
+                self._waiters.add(fut)
+                try:
+                    await fut
+                finally:
+                    self._waiters.discard(fut)
+
+
+@dataclass
+class FailureRule:
+    """A pending ``fail_next`` injection: answer the next ``times`` calls with this error."""
+
+    status: int
+    error: str
+    retry_after: int | None
+    times: int
+
+
+def _tz_offset(tz: str) -> tuple[int, str]:
+    """Seconds east of UTC and a label for ``users.info``; unknown zones count as UTC."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        now = datetime.now(ZoneInfo(tz))
+        offset = now.utcoffset()
+        return (int(offset.total_seconds()) if offset else 0), (now.tzname() or tz)
+    except Exception:
+        return 0, tz
+
+
+class WorkspaceState:
+    """Recordings plus the small amount of directory data (users, channels) Slack would hold."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str,
+        team_domain: str,
+        app_id: str,
+        bot_user_id: str,
+        bot_id: str,
+    ) -> None:
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.app_id = app_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.changed = Notifier()
+
+        # Recordings (cleared by reset()). Cleared in place so references stay valid.
+        self.calls: list[ApiCall] = []
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.response_url_posts: list[tuple[str, Any]] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, list[FailureRule]] = {}
+
+        # Directory data (survives reset()).
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.hooks: dict[str, dict[str, Any]] = {}
+
+        self._last_ts_us = 0
+        self._view_seq = 0
+        self.set_user(bot_user_id, name="pulser", real_name="Pulser", is_bot=True)
+
+    # ---- recordings -------------------------------------------------------------------
+
+    def record_call(self, call: ApiCall) -> None:
+        self.calls.append(call)
+        self.changed.notify()
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.messages.clear()
+        self.ephemerals.clear()
+        self.response_url_posts.clear()
+        self.views.clear()
+        self.home_views.clear()
+        self.failures.clear()
+        self.changed.notify()
+
+    # ---- fault injection --------------------------------------------------------------
+
+    def add_failure(self, method: str, rule: FailureRule) -> None:
+        self.failures.setdefault(method, []).append(rule)
+
+    def take_failure(self, method: str) -> FailureRule | None:
+        rules = self.failures.get(method)
+        if not rules:
+            return None
+        rule = rules[0]
+        rule.times -= 1
+        if rule.times <= 0:
+            rules.pop(0)
+        return rule
+
+    # ---- ids --------------------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        """A unique, strictly increasing Slack-style ``"1700000000.000100"`` timestamp."""
+        now_us = int(time.time() * 1_000_000)
+        self._last_ts_us = max(self._last_ts_us + 100, now_us)
+        return f"{self._last_ts_us // 1_000_000}.{self._last_ts_us % 1_000_000:06d}"
+
+    def next_view_id(self) -> str:
+        self._view_seq += 1
+        return f"V0SB{self._view_seq:06d}"
+
+    # ---- directory --------------------------------------------------------------------
+
+    def set_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        real_name: str | None = None,
+        is_admin: bool = False,
+        is_owner: bool = False,
+        tz: str = "UTC",
+        is_bot: bool = False,
+        email: str | None = None,
+    ) -> dict[str, Any]:
+        name = name or user_id.lower()
+        real_name = real_name or name
+        offset, label = _tz_offset(tz)
+        profile: dict[str, Any] = {
+            "display_name": name,
+            "real_name": real_name,
+            "real_name_normalized": real_name,
+            "display_name_normalized": name,
+            "team": self.team_id,
+        }
+        if email:
+            profile["email"] = email
+        user = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "deleted": False,
+            "real_name": real_name,
+            "tz": tz,
+            "tz_label": label,
+            "tz_offset": offset,
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_primary_owner": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            "is_bot": is_bot,
+            "is_app_user": False,
+            "updated": int(time.time()),
+            "profile": profile,
+        }
+        self.users[user_id] = user
+        return user
+
+    def user_name(self, user_id: str) -> str:
+        user = self.users.get(user_id)
+        return user["name"] if user else user_id.lower()
+
+    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> None:
+        self.channels[channel_id] = {"id": channel_id, "name": name, "is_private": is_private}
+
+    def resolve_channel(self, channel: str) -> str:
+        """Map ``#name``/``name`` to a registered id; anything else is used as given."""
+        if channel.startswith("#"):
+            channel = channel[1:]
+        for cid, info in self.channels.items():
+            if info["name"] == channel:
+                return cid
+        return channel
+
+    def channel_name(self, channel_id: str) -> str:
+        info = self.channels.get(channel_id)
+        return info["name"] if info else channel_id.lower()
+
+    def find_message(self, channel_id: str, ts: str) -> dict[str, Any] | None:
+        for msg in self.messages.get(channel_id, []):
+            if msg["ts"] == ts:
+                return msg
+        return None

@@ -1,0 +1,85 @@
+"""The HTTP sidecar on its own (`pulser sidecar`): /health, /metrics, and JSON errors."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.metrics import Metrics
+from bot.runtime import Runtime
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+async def sidecar(database_url: str) -> AsyncIterator[Runtime]:
+    runtime = Runtime(make_settings(DATABASE_URL=database_url, PULSER_MAX_BODY_BYTES="2048"), "sidecar", metrics=Metrics("test"))
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture
+async def http(sidecar: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sidecar.http_port}", timeout=5) as client:
+        yield client
+
+
+async def test_health_is_200_with_every_part_when_all_is_up(http):
+    response = await http.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["version"] and body["mode"] == "sidecar"
+    assert body["components"]["database"]["status"] == "up"
+    assert body["components"]["scheduler"]["status"] == "up"
+    assert body["components"]["socket_mode"]["status"] == "disabled"
+
+
+async def test_health_is_503_naming_the_database_when_it_is_down(sidecar, http):
+    await sidecar.pool.close()
+    response = await http.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down" and body["components"]["database"]["status"] == "down"
+
+
+async def test_health_is_503_when_the_scheduler_is_stopped(sidecar, http):
+    sidecar.scheduler.shutdown(wait=False)
+    response = await http.get("/health")
+    assert response.status_code == 503
+    assert response.json()["components"]["scheduler"]["status"] == "down"
+
+
+async def test_metrics_are_prometheus_text_with_the_pulser_prefix(http):
+    await http.get("/health")
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert "pulser_up 1.0" in text
+    assert 'pulser_http_requests_total{route="/health",status="200"}' in text
+    assert "pulser_process_resident_memory_bytes" in text
+
+
+async def test_an_unknown_path_is_a_json_404(http):
+    response = await http.get("/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not found"}
+
+
+async def test_a_wrong_method_is_a_json_405_listing_the_allowed_ones(http):
+    response = await http.post("/health", content=b"{}")
+    assert response.status_code == 405
+    assert response.json()["error"] == "method not allowed"
+    assert "GET" in response.json()["detail"]["allowed"]
+    assert "GET" in response.headers["allow"]
+
+
+async def test_a_body_over_the_limit_is_a_json_413(http):
+    response = await http.post("/health", content=b"x" * 4096)
+    assert response.status_code == 413
+    assert response.json()["error"] == "request body too large"
+    assert "2048" in response.json()["detail"]
+
