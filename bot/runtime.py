@@ -113,12 +113,17 @@ class Runtime:
             from sandbox import SlackSandbox
 
             self.sandbox = SlackSandbox(host="127.0.0.1", port=self.settings.sandbox_port)
+            # A person to click as, and the default alert channel, so a local try-out just works.
+            self.sandbox.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
+            self.sandbox.add_channel("C0OPS", "ops")
+            self.sandbox.add_channel("C0ALERTS", self.settings.slack_channel.lstrip("#") or "ops-alerts")
             await self.sandbox.start()
             self.slack = SlackEndpoint(SlackSandbox.BOT_TOKEN, SlackSandbox.APP_TOKEN, self.sandbox.api_url)
             log.info(
                 "sandbox.listening",
                 url=self.sandbox.base_url,
                 hint="no Slack tokens set: Pulser talks to the local Slack sandbox; open the URL to watch it",
+                try_it=f"curl -s -X POST {self.sandbox.base_url}/sandbox/command -d command=/pulser -d text=help",
             )
         else:
             assert self.settings.slack_bot_token and self.settings.slack_app_token

@@ -30,12 +30,23 @@ def build_web_client(token: str, base_url: str) -> AsyncWebClient:
     )
 
 
+class _QuietTokenWarning(logging.Filter):
+    """AsyncApp reads SLACK_BOT_TOKEN from the environment by itself and then warns that the
+    client we pass wins; that is the intended set-up, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def build_app(bot_token: str, api_url: str) -> AsyncApp:
+    bolt_logger = logging.getLogger("slack_bolt")
+    if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_QuietTokenWarning())
     app = AsyncApp(
         client=build_web_client(bot_token, api_url),
         # Socket Mode has no request signature to check; there is no HTTP request URL.
         request_verification_enabled=False,
-        logger=logging.getLogger("slack_bolt"),
+        logger=bolt_logger,
     )
     register_all(app)
     return app

@@ -1,0 +1,1 @@
+"""The domain: NormalizedAlert, sources, grouping, routing, silences, escalation, the notifier."""

@@ -1,0 +1,1 @@
+"""One parser per integration: payload in, NormalizedAlerts out; no Slack, no SQL."""
