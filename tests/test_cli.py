@@ -60,12 +60,15 @@ def test_no_command_prints_usage_and_exits_2():
 async def test_migrate_applies_once_then_nothing(database_url):
     from storage import database
 
+    from storage.migrations import load_migrations
+
     pool = await database.create_pool(database_url, max_size=1)
-    await pool.execute("DROP TABLE envelopes; DELETE FROM schema_migrations;")
+    await pool.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
     await pool.close()
+    versions = [m.version for m in load_migrations()]
     first = run_cli("migrate", env=pulser_env(DATABASE_URL=database_url))
     assert first.returncode == 0, first.stderr
-    assert "1 migration(s) applied: 0001" in first.stdout
+    assert f"{len(versions)} migration(s) applied: {', '.join(versions)}" in first.stdout
     second = run_cli("migrate", env=pulser_env(DATABASE_URL=database_url))
     assert "0 migration(s) applied" in second.stdout
 
