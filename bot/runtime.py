@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.sidecar import build_sidecar, start_sidecar
 from bot.slack_app import build_app
 from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
+from handlers.slack.services import SlackServices
 from jobs.ledger_worker import LedgerWorker, worker_name
 from storage import database, envelopes
 from storage.embedded import EmbeddedPostgres
@@ -57,6 +58,7 @@ class Runtime:
         self.sandbox = None
         self.slack: SlackEndpoint | None = None
         self.app = None
+        self.services: SlackServices | None = None
         self.socket: LedgerSocketModeHandler | None = None
         self.supervisor: ConnectionSupervisor | None = None
         self._connect_task: asyncio.Task | None = None
@@ -106,6 +108,8 @@ class Runtime:
             )
             self.http_runner, self.http_port = await start_sidecar(app, self.settings.http_host, self.settings.http_port)
             log.info("sidecar.listening", url=f"http://{self.settings.http_host}:{self.http_port}")
+            if self.services is not None and self.settings.public_url is None:
+                self.services.public_base_url = f"http://{self.settings.http_host}:{self.http_port}"
         log.info("pulser.started", mode=self.mode, version=__version__)
 
     async def _start_slack(self) -> None:
@@ -131,7 +135,14 @@ class Runtime:
                 self.settings.slack_bot_token, self.settings.slack_app_token, self.settings.slack_api_url
             )
         assert self.pool is not None and self.ledger_worker is not None
-        self.app = build_app(self.slack.bot_token, self.slack.api_url)
+        self.services = SlackServices(
+            pool=self.pool,
+            admins=self.settings.admins,
+            default_channel=self.settings.slack_channel,
+            public_base_url=self.settings.public_base_url,
+            heartbeat_history=self.settings.heartbeat_history,
+        )
+        self.app = build_app(self.slack.bot_token, self.slack.api_url, self.services)
         self.socket = LedgerSocketModeHandler(
             self.app,
             self.slack.app_token,

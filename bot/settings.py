@@ -59,6 +59,12 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     ledger_max_attempts: int = 5
     sandbox_port: int = 8081
+    public_url: str | None = None  # how heartbeat senders reach the sidecar; None: http://host:port
+    heartbeat_history: int = 100
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def use_sandbox(self) -> bool:
@@ -137,6 +143,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         sandbox_port=env.get(
             "PULSER_SANDBOX_PORT", 8081, _int_between("PULSER_SANDBOX_PORT", 0, 65535, "a TCP port")
+        ),
+        public_url=env.get("PULSER_PUBLIC_URL", None, _http_url("PULSER_PUBLIC_URL")),
+        heartbeat_history=env.get(
+            "HEARTBEAT_HISTORY", 100, _int_between("HEARTBEAT_HISTORY", 1, 100000, "heartbeats kept per app")
         ),
     )
 

@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.slack.registry import register_all
+from handlers.slack.services import SlackServices
 
 
 def build_web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -38,7 +39,7 @@ class _QuietTokenWarning(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def build_app(bot_token: str, api_url: str) -> AsyncApp:
+def build_app(bot_token: str, api_url: str, services: SlackServices) -> AsyncApp:
     bolt_logger = logging.getLogger("slack_bolt")
     if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_QuietTokenWarning())
@@ -48,5 +49,5 @@ def build_app(bot_token: str, api_url: str) -> AsyncApp:
         request_verification_enabled=False,
         logger=bolt_logger,
     )
-    register_all(app)
+    register_all(app, services)
     return app

@@ -5,7 +5,8 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from handlers.slack import commands
+from handlers.slack.services import SlackServices
 
 
-def register_all(app: AsyncApp) -> None:
+def register_all(app: AsyncApp, services: SlackServices) -> None:
     commands.register(app)

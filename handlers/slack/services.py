@@ -1,0 +1,20 @@
+"""What Slack listeners need from the process, handed to them at registration time.
+
+Listeners live below `bot/` and must not import it; the runtime builds one SlackServices and
+passes it to `register_all`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass
+class SlackServices:
+    pool: asyncpg.Pool
+    admins: tuple[str, ...]  # PULSER_ADMINS; workspace admins and owners are admins too
+    default_channel: str  # SLACK_CHANNEL
+    public_base_url: str  # where heartbeat senders reach the sidecar, for the curl lines we hand out
+    heartbeat_history: int = 100
