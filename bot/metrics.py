@@ -45,6 +45,25 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3, 5),
             registry=r,
         )
+        self.notifications = Counter(
+            "pulser_notifications_total",
+            "Slack notifications by kind and outcome (sent, suppressed, retrying, failed).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.heartbeats = Counter(
+            "pulser_heartbeats_total",
+            "Heartbeat events by kind (success, start, fail) and outcome"
+            " (accepted, unknown, rate_limited, too_large, invalid).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.heartbeat_batch_size = Histogram(
+            "pulser_heartbeat_batch_size",
+            "Heartbeat events written per transaction by the batching writer.",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
         self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
         self.up.set(1)
         self.start_time.set(time.time())

@@ -26,6 +26,9 @@ from bot.sidecar import build_sidecar, start_sidecar
 from bot.slack_app import build_app
 from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
 from handlers.slack.services import SlackServices
+from alerts.notifier import HeartbeatNotifier
+from jobs import retention
+from jobs.heartbeat_watcher import HeartbeatWatcher
 from jobs.ledger_worker import LedgerWorker, worker_name
 from storage import database, envelopes
 from storage.embedded import EmbeddedPostgres
@@ -61,6 +64,8 @@ class Runtime:
         self.services: SlackServices | None = None
         self.socket: LedgerSocketModeHandler | None = None
         self.supervisor: ConnectionSupervisor | None = None
+        self.notifier: HeartbeatNotifier | None = None
+        self.watcher: HeartbeatWatcher | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -101,6 +106,19 @@ class Runtime:
         if self.runs_bot:
             await self._start_slack()
         self.scheduler.add_job(self.ledger_worker.run_once, "interval", seconds=2, id="ledger-worker")
+        self.scheduler.add_job(
+            retention.prune, "interval", minutes=10, id="retention",
+            kwargs={"pool": self.pool, "keep_heartbeats": self.settings.heartbeat_history},
+        )
+        # Every process watches deadlines (claims are exactly-once across processes); alerts are
+        # delivered by the notifier of a process that holds the Slack connection.
+        self.watcher = HeartbeatWatcher(
+            self.pool,
+            max_sleep=self.settings.heartbeat_check_interval,
+            listen=lambda: database.connect_listener(dsn),
+            on_claimed=lambda count: self.notifier.wake() if self.notifier else None,
+        )
+        await self.watcher.start()
 
         if self.runs_sidecar:
             app = build_sidecar(
@@ -152,6 +170,13 @@ class Runtime:
             max_attempts=self.settings.ledger_max_attempts,
         )
         self.ledger_worker.register("slack", self.socket.reprocess)
+        self.notifier = HeartbeatNotifier(
+            self.pool,
+            self.app.client,
+            on_outcome=lambda kind, outcome: self.metrics.notifications.labels(kind, outcome).inc(),
+        )
+        self.services.notifier = self.notifier
+        self.notifier.start()
         self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics)
         self.supervisor.start()
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
@@ -215,6 +240,12 @@ class Runtime:
             if unfinished and self.pool is not None:
                 released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
                 log.warning("ledger.released_at_shutdown", rows=released)
+        if self.watcher is not None:
+            await self.watcher.stop()
+            self.watcher = None
+        if self.notifier is not None:
+            await self.notifier.stop()
+            self.notifier = None
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self._connect_task is not None and not self._connect_task.done():

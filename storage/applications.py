@@ -253,10 +253,13 @@ async def notify_deadline(conn: asyncpg.Connection, deadline: datetime) -> None:
 # --- for the watcher -------------------------------------------------------------------------------
 
 
-async def earliest_deadline(pool: asyncpg.Pool) -> datetime | None:
-    return await pool.fetchval(
-        "SELECT min(next_deadline) FROM applications WHERE deleted_at IS NULL AND is_active AND state = 'up'"
+async def earliest_deadline(pool: asyncpg.Pool) -> tuple[datetime | None, datetime]:
+    """The earliest deadline of a watched app, and the database's clock to compare it with."""
+    row = await pool.fetchrow(
+        "SELECT min(next_deadline) AS earliest, now() AS db_now FROM applications"
+        " WHERE deleted_at IS NULL AND is_active AND state = 'up'"
     )
+    return row["earliest"], row["db_now"]
 
 
 async def claim_overdue(pool: asyncpg.Pool, *, limit: int = 1000) -> list[dict[str, Any]]:

@@ -33,3 +33,8 @@ async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> None:
     """Raise if the database does not answer a trivial query within `timeout` seconds."""
     async with pool.acquire(timeout=timeout) as conn:
         await conn.fetchval("SELECT 1", timeout=timeout)
+
+
+async def connect_listener(dsn: str) -> asyncpg.Connection:
+    """A connection of its own for LISTEN: held for the life of the process, so never a pool's."""
+    return await asyncpg.connect(dsn, server_settings={"application_name": "pulser-listen"})

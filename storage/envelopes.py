@@ -221,3 +221,23 @@ async def status_counts(pool: asyncpg.Pool) -> dict[str, int]:
     counts = {status: 0 for status in STATUSES}
     counts.update({r["status"]: r["n"] for r in rows})
     return counts
+
+
+async def delete_processed_before(pool: asyncpg.Pool, *, days: int, batch: int = 10000) -> int:
+    """Drop processed rows older than `days` (in batches, so a big backlog never locks for long)."""
+    total = 0
+    while True:
+        result = await pool.execute(
+            """
+            DELETE FROM envelopes WHERE id IN (
+                SELECT id FROM envelopes
+                 WHERE status = 'processed' AND received_at < now() - make_interval(days => $1)
+                 LIMIT $2)
+            """,
+            days,
+            batch,
+        )
+        deleted = int(result.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers.slack import commands
+from handlers.slack import commands, heartbeat_alerts
 from handlers.slack.services import SlackServices
 
 
 def register_all(app: AsyncApp, services: SlackServices) -> None:
     commands.register(app)
+    heartbeat_alerts.register(app, services)

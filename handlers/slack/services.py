@@ -7,6 +7,7 @@ passes it to `register_all`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -18,3 +19,4 @@ class SlackServices:
     default_channel: str  # SLACK_CHANNEL
     public_base_url: str  # where heartbeat senders reach the sidecar, for the curl lines we hand out
     heartbeat_history: int = 100
+    notifier: Any = None  # alerts.notifier.HeartbeatNotifier, to re-render alert messages after a click

@@ -1,0 +1,211 @@
+"""Delivers the notification outbox to Slack: heartbeat alerts, and recoveries updated in place.
+
+Runs in the process that holds the Slack connection. Whatever enqueued a row (the watcher, the
+heartbeat writer — possibly in another process) committed it first, so a crash between "app is
+down" and "Slack was told" loses nothing: the row is still pending, or its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import asyncpg
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from alerts.applications import expected_text, format_duration
+from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply
+from storage import applications, outbox
+from storage.applications import Application
+from storage.database import DATABASE_ERRORS
+
+log = structlog.get_logger(__name__)
+
+# Slack errors that no retry can fix: the row is marked failed at once, and the error logged.
+PERMANENT_SLACK_ERRORS = {
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "invalid_blocks",
+    "msg_too_long",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "missing_scope",
+}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def outage_started(alert: dict) -> datetime | None:
+    payload = alert["payload"]
+    return _parse_time(payload.get("deadline")) or _parse_time(payload.get("received_at"))
+
+
+def alert_view(app: Application, alert: dict) -> AlertView:
+    """The current state of an alert message, from the app and the alert's outbox row."""
+    payload = alert["payload"]
+    alerted_at = _parse_time(payload.get("alerted_at")) or alert["created_at"]
+    last = _parse_time(payload.get("last_heartbeat"))
+    if alert["kind"] == "heartbeat_fail":
+        last = _parse_time(payload.get("received_at"))
+    return AlertView(
+        app_id=app.id,
+        app_name=app.name,
+        kind=alert["kind"],
+        expected=expected_text(app.expected_interval, app.schedule, app.timezone),
+        grace=format_duration(app.grace_period),
+        last_seen_ago=format_duration((alerted_at - last).total_seconds()) if last else None,
+        exit_code=payload.get("exit_code"),
+        acked_by=payload.get("acked_by"),
+        acked_at=_parse_time(payload.get("acked_at")),
+        snoozed_by=payload.get("snoozed_by"),
+        snoozed_until=_parse_time(payload.get("snoozed_until")),
+        paused_by=payload.get("paused_by"),
+        recovered_after=payload.get("recovered_after"),
+    )
+
+
+class HeartbeatNotifier:
+    poll_interval: float = 1.0
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: AsyncWebClient,
+        *,
+        max_attempts: int = 8,
+        on_outcome: Callable[[str, str], None] | None = None,
+    ):
+        self.pool = pool
+        self.client = client
+        self.max_attempts = max_attempts
+        self._on_outcome = on_outcome or (lambda kind, outcome: None)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self.last_delivery: datetime | None = None
+
+    def wake(self) -> None:
+        """Something was enqueued: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heartbeat-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.deliver_due() > 0:
+                    pass
+            except DATABASE_ERRORS as exc:
+                log.warning("notifier.database_unavailable", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("notifier.error")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def deliver_due(self, limit: int = 50) -> int:
+        async with self._lock:
+            rows = await outbox.claim_due(self.pool, limit=limit)
+            for row in rows:
+                await self._deliver(row)
+            return len(rows)
+
+    async def _deliver(self, row: dict) -> None:
+        bound = log.bind(notification_id=row["id"], kind=row["kind"], app_id=row["app_id"])
+        try:
+            outcome = await self._send(row)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") if exc.response is not None else exc)
+            permanent = error in PERMANENT_SLACK_ERRORS
+            retrying = False if permanent else await outbox.mark_retry(
+                self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts
+            )
+            if permanent:
+                await outbox.mark_retry(self.pool, row["id"], f"slack: {error}", max_attempts=0)
+            self._on_outcome(row["kind"], "retrying" if retrying else "failed")
+            bound.warning("notification.slack_error", error=error, retrying=retrying)
+            return
+        except (OSError, asyncio.TimeoutError) as exc:
+            retrying = await outbox.mark_retry(self.pool, row["id"], f"{type(exc).__name__}: {exc}", max_attempts=self.max_attempts)
+            self._on_outcome(row["kind"], "retrying" if retrying else "failed")
+            bound.warning("notification.network_error", error=f"{type(exc).__name__}: {exc}", retrying=retrying)
+            return
+        self._on_outcome(row["kind"], outcome)
+        bound.info("notification.delivered", outcome=outcome)
+
+    async def _send(self, row: dict) -> str:
+        """Deliver one row; returns 'sent' or 'suppressed'."""
+        app = await applications.get_application(self.pool, row["app_id"]) if row["app_id"] else None
+        if app is None:
+            await outbox.mark_suppressed(self.pool, row["id"], "application deleted")
+            return "suppressed"
+        if row["kind"] in outbox.ALERT_KINDS:
+            return await self._send_alert(app, row)
+        if row["kind"] == "heartbeat_recovered":
+            return await self._send_recovery(app, row)
+        await outbox.mark_suppressed(self.pool, row["id"], f"unknown kind {row['kind']}")
+        return "suppressed"
+
+    async def _send_alert(self, app: Application, row: dict) -> str:
+        now = datetime.now(timezone.utc)
+        if not app.is_active:
+            await outbox.mark_suppressed(self.pool, row["id"], "monitoring paused")
+            return "suppressed"
+        if app.snoozed_until is not None and app.snoozed_until > now:
+            await outbox.mark_suppressed(self.pool, row["id"], f"snoozed until {app.snoozed_until.isoformat()}")
+            return "suppressed"
+        row = await outbox.merge_alert_state(self.pool, row["id"], {"alerted_at": now.isoformat()}) or row
+        message = alert_message(alert_view(app, row))
+        response = await self.client.chat_postMessage(channel=app.channel, **message)
+        channel, ts = response["channel"], response["ts"]
+        await outbox.mark_sent(self.pool, row["id"], channel=channel, ts=ts)
+        await outbox.set_app_alert(self.pool, app.id, channel, ts)
+        self.last_delivery = now
+        return "sent"
+
+    async def _send_recovery(self, app: Application, row: dict) -> str:
+        alert = await outbox.outage_alert(self.pool, app.id, before_id=row["id"])
+        if alert is None or alert["status"] != "sent" or not alert["slack_ts"]:
+            await outbox.mark_suppressed(self.pool, row["id"], "no alert was posted for this outage")
+            return "suppressed"
+        recovered_at = _parse_time(row["payload"].get("received_at")) or datetime.now(timezone.utc)
+        started = outage_started(alert) or recovered_at
+        after = format_duration(max(0.0, (recovered_at - started).total_seconds()))
+        alert = await outbox.merge_alert_state(
+            self.pool, alert["id"], {"recovered_at": recovered_at.isoformat(), "recovered_after": after}
+        ) or alert
+        await self.client.chat_update(channel=alert["slack_channel"], ts=alert["slack_ts"], **alert_message(alert_view(app, alert)))
+        reply = await self.client.chat_postMessage(
+            channel=alert["slack_channel"], thread_ts=alert["slack_ts"], text=recovery_reply(app.name, after)
+        )
+        await outbox.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
+        self.last_delivery = datetime.now(timezone.utc)
+        return "sent"
+
+    async def rerender(self, alert: dict) -> None:
+        """Update an alert message in place from its current state (after a click)."""
+        app = await applications.get_application(self.pool, alert["app_id"])
+        if app is None or not alert["slack_ts"]:
+            return
+        await self.client.chat_update(channel=alert["slack_channel"], ts=alert["slack_ts"], **alert_message(alert_view(app, alert)))
