@@ -14,13 +14,14 @@ Clock rules (healthchecks.io's, where it has one):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
+
+from storage.applications import ApplicationSpec  # noqa: F401  (the validated shape, re-exported)
 
 MIN_INTERVAL = 10
 MAX_SECONDS = 31 * 24 * 3600
@@ -41,20 +42,6 @@ class ValidationError(ValueError):
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-
-
-@dataclass(frozen=True)
-class ApplicationSpec:
-    """A validated application, as stored."""
-
-    name: str
-    expected_interval: int | None
-    grace_period: int
-    schedule: str | None
-    timezone: str
-    channel: str
-    owner: str | None
-    is_active: bool
 
 
 def parse_duration(text: str) -> int:
@@ -203,6 +190,24 @@ def next_due(*, expected_interval: int | None, schedule: str | None, timezone: s
         return fire
     assert expected_interval is not None
     return after + timedelta(seconds=expected_interval)
+
+
+def clock_after_edit(current: Any, spec: ApplicationSpec) -> tuple[datetime | None, datetime | None]:
+    """(due_at, next_deadline) after an edit. An `up` app whose timing changed is due again from
+    its last heartbeat, so the change counts at once; every other app keeps its clock (a new app
+    waits for its first heartbeat, a down app for its recovery).
+
+    `current` is the row as locked by storage, so a heartbeat or the watcher committing meanwhile
+    is never overwritten."""
+    timing = (spec.expected_interval, spec.grace_period, spec.schedule, spec.timezone)
+    before = (current.expected_interval, current.grace_period, current.schedule, current.timezone)
+    if current.state != "up" or current.last_heartbeat is None or timing == before:
+        return current.due_at, current.next_deadline
+    due = next_due(
+        expected_interval=spec.expected_interval, schedule=spec.schedule, timezone=spec.timezone,
+        after=current.last_heartbeat,
+    )
+    return due, due + timedelta(seconds=spec.grace_period)
 
 
 def effective_status(*, is_active: bool, state: str, due_at: datetime | None, now: datetime) -> str:

@@ -11,30 +11,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alerts.applications import next_due
+from storage.applications import AppClock  # noqa: F401  (the shape the rules work on, re-exported)
 
 KINDS = ("success", "start", "fail")
 # A start older than this is a run that never reported; it yields no duration.
 MAX_RUN = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class AppClock:
-    """The columns of `applications` that a heartbeat reads or changes."""
-
-    id: int
-    name: str
-    is_active: bool
-    state: str
-    expected_interval: int | None
-    grace_period: int
-    schedule: str | None
-    timezone: str
-    last_heartbeat: datetime | None
-    last_start: datetime | None
-    due_at: datetime | None
-    next_deadline: datetime | None
-    down_since: datetime | None
-    snoozed_until: datetime | None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
-from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply
+from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
 from storage import applications, outbox
 from storage.applications import Application
 from storage.database import DATABASE_ERRORS
@@ -75,6 +75,8 @@ def alert_view(app: Application, alert: dict) -> AlertView:
 
 class HeartbeatNotifier:
     poll_interval: float = 1.0
+    # More alerts than this for one channel in one delivery round become one summary message.
+    storm_threshold: int = 10
 
     def __init__(
         self,
@@ -124,12 +126,50 @@ class HeartbeatNotifier:
                 pass
             self._wake.clear()
 
-    async def deliver_due(self, limit: int = 50) -> int:
+    async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
             rows = await outbox.claim_due(self.pool, limit=limit)
-            for row in rows:
+            storms, singles = await self._split_storms(rows)
+            for channel, group in storms.items():
+                await self._deliver_storm(channel, group)
+            for row in singles:
                 await self._deliver(row)
             return len(rows)
+
+    async def _split_storms(self, rows: list[dict]) -> tuple[dict[str, list[tuple[dict, Application]]], list[dict]]:
+        """Alerts that would flood a channel go out as one message; everything else one by one."""
+        alerts = [r for r in rows if r["kind"] in outbox.ALERT_KINDS and r["app_id"]]
+        if len(alerts) <= self.storm_threshold:
+            return {}, rows
+        apps = await applications.get_applications(self.pool, [r["app_id"] for r in alerts])
+        now = datetime.now(timezone.utc)
+        by_channel: dict[str, list[tuple[dict, Application]]] = {}
+        for row in alerts:
+            app = apps.get(row["app_id"])
+            if app is not None and app.is_active and not (app.snoozed_until and app.snoozed_until > now):
+                by_channel.setdefault(app.channel, []).append((row, app))
+        storms = {channel: group for channel, group in by_channel.items() if len(group) > self.storm_threshold}
+        in_storm = {row["id"] for group in storms.values() for row, _ in group}
+        return storms, [r for r in rows if r["id"] not in in_storm]
+
+    async def _deliver_storm(self, channel: str, group: list[tuple[dict, Application]]) -> None:
+        ids = [row["id"] for row, _ in group]
+        try:
+            response = await self.client.chat_postMessage(channel=channel, **storm_message([app.name for _, app in group]))
+        except (SlackApiError, OSError, asyncio.TimeoutError) as exc:
+            # Back to pending, one by one: the next round groups them again.
+            for row, _ in group:
+                await outbox.mark_retry(self.pool, row["id"], f"storm post: {exc}", max_attempts=self.max_attempts)
+            log.warning("notification.storm_failed", channel=channel, alerts=len(ids), error=str(exc))
+            return
+        now = datetime.now(timezone.utc)
+        await outbox.mark_many_sent(
+            self.pool, ids, channel=response["channel"], ts=response["ts"], patch={"storm": True, "alerted_at": now.isoformat()}
+        )
+        for row, _ in group:
+            self._on_outcome(row["kind"], "sent")
+        self.last_delivery = now
+        log.warning("notification.storm", channel=channel, alerts=len(ids))
 
     async def _deliver(self, row: dict) -> None:
         bound = log.bind(notification_id=row["id"], kind=row["kind"], app_id=row["app_id"])
@@ -192,6 +232,13 @@ class HeartbeatNotifier:
         recovered_at = _parse_time(row["payload"].get("received_at")) or datetime.now(timezone.utc)
         started = outage_started(alert) or recovered_at
         after = format_duration(max(0.0, (recovered_at - started).total_seconds()))
+        if alert["payload"].get("storm"):
+            # One summary stands for many apps: recoveries go to its thread, the summary stays.
+            reply = await self.client.chat_postMessage(
+                channel=alert["slack_channel"], thread_ts=alert["slack_ts"], text=recovery_reply(app.name, after)
+            )
+            await outbox.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
+            return "sent"
         alert = await outbox.merge_alert_state(
             self.pool, alert["id"], {"recovered_at": recovered_at.isoformat(), "recovered_after": after}
         ) or alert

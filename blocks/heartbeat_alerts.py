@@ -121,3 +121,17 @@ def _actions(view: AlertView) -> list[dict]:
         }
     )
     return actions
+
+
+def storm_message(names: list[str], *, shown: int = 20) -> dict:
+    """One message for many apps that went down together (a network blip, a shared dependency):
+    Slack accepts about one message per second per channel, and a person reads one summary."""
+    listed = ", ".join(escape(n) for n in sorted(names)[:shown])
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    title = f"🚨 {len(names)} apps missed their heartbeats"
+    body = f"{listed}{more}.\nEach recovery is posted in this thread. `/pulser apps` shows them all."
+    blocks = [
+        {"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
+        {"type": "section", "block_id": "apps", "text": {"type": "mrkdwn", "text": body}},
+    ]
+    return {"text": title, "attachments": [{"color": RED, "blocks": blocks}]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 # (usage, what it does); later capabilities add their lines here as they land.
 COMMANDS: list[tuple[str, str]] = [
     ("/pulser help", "Show this help."),
+    ("/pulser apps", "List monitored apps with status and last heartbeat; pause, edit, delete, see heartbeats."),
+    ("/pulser register [name]", "Register an app for heartbeat monitoring and get its curl lines (admins)."),
 ]
 
 CAPABILITIES = [

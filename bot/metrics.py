@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client import generate_latest, CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the sidecar)
+from prometheus_client import generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 
@@ -63,6 +63,12 @@ class Metrics:
             "Heartbeat events written per transaction by the batching writer.",
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
             registry=r,
+        )
+        self.heartbeat_apps = Gauge(
+            "pulser_heartbeat_apps", "Registered heartbeat applications by status.", ["status"], registry=r
+        )
+        self.heartbeats_missed = Counter(
+            "pulser_heartbeats_missed_total", "Applications marked down because a deadline passed.", registry=r
         )
         self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
         self.up.set(1)

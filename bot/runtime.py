@@ -22,6 +22,7 @@ from bot import __version__
 from bot.metrics import Metrics
 from bot.scheduler import build_scheduler
 from bot.settings import Settings
+from alerts.heartbeat_writer import HeartbeatWriter
 from bot.sidecar import build_sidecar, start_sidecar
 from bot.slack_app import build_app
 from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
@@ -30,7 +31,8 @@ from alerts.notifier import HeartbeatNotifier
 from jobs import retention
 from jobs.heartbeat_watcher import HeartbeatWatcher
 from jobs.ledger_worker import LedgerWorker, worker_name
-from storage import database, envelopes
+from storage import applications, database, envelopes, outbox
+from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
 
@@ -68,6 +70,7 @@ class Runtime:
         self.watcher: HeartbeatWatcher | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
+        self.heartbeat_writer: HeartbeatWriter | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
 
@@ -116,13 +119,27 @@ class Runtime:
             self.pool,
             max_sleep=self.settings.heartbeat_check_interval,
             listen=lambda: database.connect_listener(dsn),
-            on_claimed=lambda count: self.notifier.wake() if self.notifier else None,
+            on_claimed=self._on_missed,
         )
         await self.watcher.start()
+        self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
 
         if self.runs_sidecar:
+            self.heartbeat_writer = HeartbeatWriter(
+                self.pool,
+                on_batch=self.metrics.heartbeat_batch_size.observe,
+                on_notifications=lambda: self.notifier.wake() if self.notifier else None,
+            )
+            await self.heartbeat_writer.start()
             app = build_sidecar(
-                metrics=self.metrics, health_report=self.health_report, max_body_bytes=self.settings.max_body_bytes
+                metrics=self.metrics,
+                health_report=self.health_report,
+                max_body_bytes=self.settings.max_body_bytes,
+                pool=self.pool,
+                writer=self.heartbeat_writer,
+                admin_token=self.settings.admin_token,
+                default_channel=self.settings.slack_channel,
+                public_base_url=self.public_base_url,
             )
             self.http_runner, self.http_port = await start_sidecar(app, self.settings.http_host, self.settings.http_port)
             log.info("sidecar.listening", url=f"http://{self.settings.http_host}:{self.http_port}")
@@ -182,6 +199,27 @@ class Runtime:
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
         self._connect_task = asyncio.create_task(self.socket.connect_async(), name="socket-connect")
 
+    def public_base_url(self) -> str:
+        """Where heartbeat senders reach the sidecar: PULSER_PUBLIC_URL, else the bound address
+        (resolved at call time, since port 0 is only known once bound)."""
+        if self.settings.public_url is not None or self.http_port is None:
+            return self.settings.public_base_url
+        return f"http://{self.settings.http_host}:{self.http_port}"
+
+    def _on_missed(self, count: int) -> None:
+        self.metrics.heartbeats_missed.inc(count)
+        if self.notifier is not None:
+            self.notifier.wake()
+
+    async def refresh_gauges(self) -> None:
+        """Gauges that come from the database are refreshed on a timer, not at scrape time."""
+        assert self.pool is not None
+        try:
+            for status, count in (await applications.count_by_state(self.pool)).items():
+                self.metrics.heartbeat_apps.labels(status).set(count)
+        except DATABASE_ERRORS as exc:
+            log.warning("metrics.refresh_failed", error=f"{type(exc).__name__}: {exc}")
+
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """For tests and the CLI: wait until the Socket Mode connection is up."""
         assert self.socket is not None and self.supervisor is not None
@@ -218,9 +256,23 @@ class Runtime:
             "status": "up" if self.scheduler.running else "down",
             "jobs": sorted(job.id for job in self.scheduler.get_jobs()) if self.scheduler.running else [],
         }
+        if self.watcher is not None:
+            components["heartbeat_watcher"] = {
+                "status": "up" if self.watcher.running else "down",
+                "last_run": self.watcher.last_run.isoformat() if self.watcher.last_run else None,
+                "missed_total": self.watcher.claimed_total,
+            }
         if components["database"]["status"] == "up":
             try:
                 components["ledger"] = {"status": "up", **await envelopes.status_counts(self.pool)}
+                notifications = await outbox.status_counts(self.pool)
+                last = await outbox.last_delivery(self.pool)
+                components["slack_delivery"] = {
+                    "status": "up",
+                    "last_delivery": last.isoformat() if last else None,
+                    **notifications,
+                }
+                components["applications"] = {"status": "up", **await applications.count_by_state(self.pool)}
             except Exception as exc:
                 components["ledger"] = {"status": "down", "error": type(exc).__name__}
         return {
@@ -235,6 +287,9 @@ class Runtime:
         if self.http_runner is not None:
             await self.http_runner.cleanup()
             self.http_runner = None
+        if self.heartbeat_writer is not None:
+            await self.heartbeat_writer.stop()  # commits what in-flight requests queued
+            self.heartbeat_writer = None
         if self.socket is not None:
             unfinished = await self.socket.drain(self.drain_timeout)
             if unfinished and self.pool is not None:

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+import asyncpg
 from aiohttp import web
 
+from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
-from handlers.http import health
+from handlers.http import api_applications, auth, health, heartbeats
 from handlers.http.errors import MAX_BODY_BYTES, body_size_limit, error_middleware
 from handlers.http.health import HealthReport
+from handlers.http.rate_limit import RateLimiter
 
 
-def build_sidecar(*, metrics: Metrics, health_report: HealthReport, max_body_bytes: int) -> web.Application:
+def build_sidecar(
+    *,
+    metrics: Metrics,
+    health_report: HealthReport,
+    max_body_bytes: int,
+    pool: asyncpg.Pool | None = None,
+    writer: HeartbeatWriter | None = None,
+    admin_token: str | None = None,
+    default_channel: str = "#ops-alerts",
+    public_base_url: Callable[[], str] = lambda: "http://127.0.0.1:8080",
+) -> web.Application:
+    """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`."""
     def count(route: str, status: int) -> None:
         metrics.http_requests.labels(route, str(status)).inc()
 
@@ -24,7 +40,31 @@ def build_sidecar(*, metrics: Metrics, health_report: HealthReport, max_body_byt
     app[health.HEALTH_REPORT] = health_report
     app[health.METRICS_RENDERER] = metrics.render
     health.add_routes(app)
+    if writer is not None:
+        app[heartbeats.WRITER] = writer
+        app[heartbeats.RATE_LIMITER] = RateLimiter(capacity=20, rate=2.0)
+        app[heartbeats.COUNT_HEARTBEAT] = _heartbeat_counter(metrics)
+        heartbeats.add_routes(app)
+    if pool is not None:
+        app[api_applications.POOL] = pool
+        app[auth.ADMIN_TOKEN] = admin_token
+        app[api_applications.DEFAULT_CHANNEL] = default_channel
+        app[api_applications.PUBLIC_BASE_URL] = public_base_url
+        api_applications.add_routes(app)
     return app
+
+
+def _heartbeat_counter(metrics: Metrics) -> Callable[[str, str], None]:
+    children: dict[tuple[str, str], object] = {}
+
+    def count(kind: str, outcome: str) -> None:
+        # Label children are cached: the heartbeat path is the sidecar's hottest.
+        child = children.get((kind, outcome))
+        if child is None:
+            child = children[(kind, outcome)] = metrics.heartbeats.labels(kind, outcome)
+        child.inc()
+
+    return count
 
 
 async def start_sidecar(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

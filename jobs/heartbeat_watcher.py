@@ -79,6 +79,10 @@ class HeartbeatWatcher:
             self._listen_conn = None
             log.warning("heartbeat_watcher.listen_failed", error=f"{type(exc).__name__}: {exc}")
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def _on_deadline(self, conn: object, pid: int, channel: str, payload: str) -> None:
         try:
             deadline = float(payload)

@@ -9,18 +9,49 @@ from __future__ import annotations
 import uuid as uuid_module
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import asyncpg
-
-from alerts.applications import ApplicationSpec
-from alerts.heartbeat_rules import AppClock
 
 DEADLINE_CHANNEL = "pulser_deadlines"
 
 _COLUMNS = """id, uuid, name, expected_interval, grace_period, schedule, timezone, channel, owner,
     is_active, state, last_heartbeat, last_start, last_duration_ms, due_at, next_deadline, down_since,
     snoozed_until, alert_channel, alert_ts, created_by, created_at, updated_at"""
+
+
+@dataclass(frozen=True)
+class ApplicationSpec:
+    """What a person or the API decides about an application (validated in alerts.applications)."""
+
+    name: str
+    expected_interval: int | None
+    grace_period: int
+    schedule: str | None
+    timezone: str
+    channel: str
+    owner: str | None
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class AppClock:
+    """The columns of `applications` that a heartbeat reads or changes (see alerts.heartbeat_rules)."""
+
+    id: int
+    name: str
+    is_active: bool
+    state: str
+    expected_interval: int | None
+    grace_period: int
+    schedule: str | None
+    timezone: str
+    last_heartbeat: datetime | None
+    last_start: datetime | None
+    due_at: datetime | None
+    next_deadline: datetime | None
+    down_since: datetime | None
+    snoozed_until: datetime | None
 
 
 class NameTaken(Exception):
@@ -96,20 +127,31 @@ async def create_application(pool: asyncpg.Pool, spec: ApplicationSpec, *, creat
     return Application.from_row(row)
 
 
+ClockRule = Callable[["Application", ApplicationSpec], tuple[datetime | None, datetime | None]]
+
+
 async def update_application(
-    pool: asyncpg.Pool, app_id: int, spec: ApplicationSpec, *, due_at: datetime | None, next_deadline: datetime | None,
-    state: str,
+    pool: asyncpg.Pool, app_id: int, spec: ApplicationSpec, *, clock_after_edit: ClockRule
 ) -> Application | None:
-    """Store a new spec with the clock the caller recomputed for it; wakes watchers if needed."""
+    """Store a new spec (not `is_active`: pausing goes through set_active). The row is locked and
+    the clock recomputed from it inside the transaction, so a heartbeat or the watcher committing
+    meanwhile is never overwritten; the state column is not touched at all. Wakes watchers when
+    the deadline moves earlier."""
     async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM applications WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", app_id
+        )
+        if row is None:
+            return None
+        current = Application.from_row(row)
+        due_at, next_deadline = clock_after_edit(current, spec)
         try:
             row = await conn.fetchrow(
                 f"""
                 UPDATE applications
                    SET name = $2, expected_interval = $3, grace_period = $4, schedule = $5, timezone = $6,
-                       channel = $7, owner = $8, is_active = $9, due_at = $10, next_deadline = $11,
-                       state = $12, updated_at = now()
-                 WHERE id = $1 AND deleted_at IS NULL
+                       channel = $7, owner = $8, due_at = $9, next_deadline = $10, updated_at = now()
+                 WHERE id = $1
                 RETURNING {_COLUMNS}
                 """,
                 app_id,
@@ -120,16 +162,14 @@ async def update_application(
                 spec.timezone,
                 spec.channel,
                 spec.owner,
-                spec.is_active,
                 due_at,
                 next_deadline,
-                state,
             )
         except asyncpg.UniqueViolationError as exc:
             raise NameTaken(spec.name) from exc
-        if row is not None and row["next_deadline"] is not None:
-            await notify_deadline(conn, row["next_deadline"])
-    return Application.from_row(row) if row else None
+        if next_deadline is not None and next_deadline != current.next_deadline:
+            await notify_deadline(conn, next_deadline)
+    return Application.from_row(row)
 
 
 async def set_active(pool: asyncpg.Pool, app_id: int, active: bool) -> Application | None:
@@ -177,6 +217,13 @@ async def get_application(pool: asyncpg.Pool, app_id: int) -> Application | None
 async def get_application_by_uuid(pool: asyncpg.Pool, app_uuid: uuid_module.UUID) -> Application | None:
     row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM applications WHERE uuid = $1 AND deleted_at IS NULL", app_uuid)
     return Application.from_row(row) if row else None
+
+
+async def get_applications(pool: asyncpg.Pool, app_ids: Sequence[int]) -> dict[int, Application]:
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM applications WHERE id = ANY($1::bigint[]) AND deleted_at IS NULL", list(app_ids)
+    )
+    return {r["id"]: Application.from_row(r) for r in rows}
 
 
 async def list_applications(pool: asyncpg.Pool, *, limit: int = 1000, offset: int = 0) -> list[Application]:

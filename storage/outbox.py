@@ -134,3 +134,19 @@ async def status_counts(pool: asyncpg.Pool) -> dict[str, int]:
 
 async def last_delivery(pool: asyncpg.Pool) -> datetime | None:
     return await pool.fetchval("SELECT max(sent_at) FROM notifications WHERE status = 'sent'")
+
+
+async def mark_many_sent(pool: asyncpg.Pool, notification_ids: list[int], *, channel: str, ts: str, patch: dict) -> None:
+    """Several alerts delivered as one (storm) message."""
+    await pool.execute(
+        """
+        UPDATE notifications
+           SET status = 'sent', sent_at = now(), slack_channel = $2, slack_ts = $3, last_error = NULL,
+               payload = payload || $4::jsonb
+         WHERE id = ANY($1::bigint[])
+        """,
+        notification_ids,
+        channel,
+        ts,
+        patch,
+    )

@@ -111,8 +111,16 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_admin_answers():
+    """Each test is a fresh workspace: no cached users.info answers from an earlier sandbox."""
+    from handlers.slack.admin import forget_answers
+
+    forget_answers()
+
+
 @pytest.fixture
-async def sandbox() -> AsyncIterator["SlackSandbox"]:
+async def sandbox() -> AsyncIterator:
     from sandbox import SlackSandbox
 
     sb = SlackSandbox(host="127.0.0.1", port=0)

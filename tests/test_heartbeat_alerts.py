@@ -316,3 +316,37 @@ async def test_retention_keeps_the_newest_heartbeats_of_each_app(pool):
         kept = await heartbeats.list_heartbeats(pool, app.id, limit=100)
         assert len(kept) == 10
         assert kept[0]["received_at"] == now + timedelta(seconds=14)
+
+
+# --- storms ------------------------------------------------------------------------------------
+
+
+async def test_many_apps_down_at_once_become_one_summary_message(pulser, sandbox):
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(25)]
+    await pulser.watcher.stop()  # claim them all in one round
+    for app in apps:
+        await heartbeat(pulser.pool, app, at=long_ago)
+    await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once()
+    await pulser.notifier.deliver_due()
+    [post] = alert_posts(sandbox)
+    assert message_text(post) == "🚨 25 apps missed their heartbeats"
+    assert "worker-00" in str(post.params["attachments"]) and "and 5 more" in str(post.params["attachments"])
+    statuses = await pulser.pool.fetch("SELECT DISTINCT status, slack_ts FROM notifications")
+    assert len(statuses) == 1 and statuses[0]["status"] == "sent"
+
+
+async def test_a_recovery_after_a_storm_replies_in_the_summary_thread(pulser, sandbox):
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(12)]
+    await pulser.watcher.stop()
+    for app in apps:
+        await heartbeat(pulser.pool, app, at=long_ago)
+    await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once()
+    await pulser.notifier.deliver_due()
+    [summary] = alert_posts(sandbox)
+    await heartbeat(pulser.pool, apps[3])
+    await pulser.notifier.deliver_due()
+    replies = [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")]
+    assert len(replies) == 1 and "worker-03" in replies[0].params["text"]
+    assert sandbox.calls_to("chat.update") == [], "the summary is not rewritten for one app"

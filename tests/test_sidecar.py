@@ -83,3 +83,27 @@ async def test_a_body_over_the_limit_is_a_json_413(http):
     assert response.json()["error"] == "request body too large"
     assert "2048" in response.json()["detail"]
 
+
+
+async def test_health_reports_the_watcher_apps_and_slack_delivery(sidecar, http):
+    from alerts.applications import validate_application
+    from storage import applications
+
+    spec = validate_application({"name": "x", "expected_interval": 60}, default_channel="#ops-alerts")
+    await applications.create_application(sidecar.pool, spec, created_by=None)
+    components = (await http.get("/health")).json()["components"]
+    assert components["heartbeat_watcher"]["status"] == "up"
+    assert components["applications"]["new"] == 1
+    assert components["slack_delivery"]["pending"] == 0
+
+
+async def test_app_status_gauges_are_refreshed_for_metrics(sidecar, http):
+    from alerts.applications import validate_application
+    from storage import applications
+
+    spec = validate_application({"name": "x", "expected_interval": 60}, default_channel="#ops-alerts")
+    app = await applications.create_application(sidecar.pool, spec, created_by=None)
+    await applications.set_active(sidecar.pool, app.id, False)
+    await sidecar.refresh_gauges()
+    text = (await http.get("/metrics")).text
+    assert 'pulser_heartbeat_apps{status="paused"} 1.0' in text

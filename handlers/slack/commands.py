@@ -8,6 +8,8 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from blocks.help import help_message
+from handlers.slack import applications
+from handlers.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
 
@@ -20,10 +22,12 @@ async def _help(ack: AsyncAck, **_: object) -> None:
 
 SUBCOMMANDS: dict[str, Subcommand] = {
     "help": _help,
+    "register": applications.register_command,
+    "apps": applications.apps_command,
 }
 
 
-def register(app: AsyncApp) -> None:
+def register(app: AsyncApp, services: SlackServices | None = None) -> None:
     @app.command("/pulser")
     async def pulser_command(ack: AsyncAck, command: dict, context: dict, client, respond) -> None:
         text = (command.get("text") or "").strip()
@@ -37,4 +41,6 @@ def register(app: AsyncApp) -> None:
         if handler is None:
             await ack(**help_message(unknown=word))
             return
-        await handler(ack=ack, command=command, args=rest.strip(), context=context, client=client, respond=respond)
+        await handler(
+            ack=ack, command=command, args=rest.strip(), context=context, client=client, respond=respond, services=services
+        )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers.slack import commands, heartbeat_alerts
+from handlers.slack import applications, commands, heartbeat_alerts
 from handlers.slack.services import SlackServices
 
 
 def register_all(app: AsyncApp, services: SlackServices) -> None:
-    commands.register(app)
+    commands.register(app, services)
+    applications.register(app, services)
     heartbeat_alerts.register(app, services)

@@ -1,0 +1,162 @@
+"""How fast a missed heartbeat becomes a Slack message, with many registered apps.
+
+Runs `pulser run` as its own process against the Slack sandbox (started here) and an embedded
+Postgres (started here too, so the apps can be bulk-inserted before Pulser starts). Two scenarios
+per app count:
+
+1. staggered: `--due` apps have deadlines spread over the next `--spread` seconds, the rest are
+   due far in the future; each alert's delay = time of its chat.postMessage at the sandbox minus
+   its deadline. Prints p50/p90/p99/max.
+2. at once: `--burst` apps (default 10,000) share one deadline; prints how long until all are
+   marked down in Postgres and until all alerts reached Slack.
+
+    .venv/bin/python bench/detection.py [--apps 10000,100000] [--due 200] [--spread 20] [--burst 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sandbox import SlackSandbox  # noqa: E402
+from storage import database  # noqa: E402
+from storage.embedded import EmbeddedPostgres  # noqa: E402
+from storage.migrations import apply_migrations  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+async def insert_apps(pool: asyncpg.Pool, *, total: int, due: int, due_in: float, spread: float) -> None:
+    """`total` apps, `due` of them with deadlines spread over [due_in, due_in + spread) seconds."""
+    await pool.execute("TRUNCATE applications, notifications, heartbeats RESTART IDENTITY CASCADE")
+    await pool.execute(
+        """
+        INSERT INTO applications (uuid, name, expected_interval, grace_period, channel, state,
+                                  last_heartbeat, due_at, next_deadline)
+        SELECT gen_random_uuid(), 'app-' || g, 3600, 0, '#ops-alerts', 'up',
+               now(), now() + interval '1 hour',
+               CASE WHEN g <= $2 THEN now() + make_interval(secs => $3 + $4 * (g - 1) / greatest($2, 1))
+                    ELSE now() + interval '1 day' END
+          FROM generate_series(1, $1) AS g
+        """,
+        total,
+        due,
+        due_in,
+        spread,
+    )
+    await pool.execute("ANALYZE applications")
+
+
+async def run_scenario(dsn: str, pool: asyncpg.Pool, *, total: int, due: int, due_in: float, spread: float) -> dict:
+    sb = SlackSandbox(port=0)
+    await sb.start()
+    await insert_apps(pool, total=total, due=due, due_in=due_in, spread=spread)
+    deadlines = {
+        r["name"]: r["next_deadline"].timestamp()
+        for r in await pool.fetch("SELECT name, next_deadline FROM applications WHERE next_deadline < now() + interval '1 hour'")
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PULSER_", "HTTP"))}
+    env.update(
+        SLACK_BOT_TOKEN="xoxb-bench", SLACK_APP_TOKEN="xapp-bench", SLACK_API_URL=sb.api_url, DATABASE_URL=dsn,
+        PULSER_HTTP_PORT=str(free_port()), LOG_LEVEL="warning", LOG_FORMAT="json", PYTHONPATH=str(REPO),
+        HEARTBEAT_CHECK_INTERVAL="30",
+    )
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=REPO)
+    try:
+        last_deadline = max(deadlines.values())
+        while time.time() < last_deadline + 3 and len(sb.calls_to("chat.postMessage")) < due:
+            await asyncio.sleep(0.05)
+            if process.poll() is not None:
+                raise RuntimeError("pulser exited")
+        all_down_at = await pool.fetchval("SELECT max(updated_at) FROM applications WHERE state = 'down'")
+        deadline_at = min(deadlines.values())
+        # wait for the remaining posts of a burst
+        for _ in range(600):
+            if len(sb.calls_to("chat.postMessage")) >= due:
+                break
+            await asyncio.sleep(0.1)
+        memory = rss_mib(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    posts = sb.calls_to("chat.postMessage")
+    delays = []
+    for call in posts:
+        name = call.params["text"].split("Missed heartbeat: ", 1)[1].split(" —", 1)[0]
+        delays.append((call.at - deadlines[name]) * 1000)
+    await sb.stop()
+    return {
+        "posted": len(posts),
+        "delays": delays,
+        "all_down_s": (all_down_at.timestamp() - deadline_at) if all_down_at else None,
+        "all_posted_s": (max(c.at for c in posts) - deadline_at) if posts else None,
+        "rss": memory,
+    }
+
+
+async def main(app_counts: list[int], due: int, spread: float, burst: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="pulser-bench-") as tmp:
+        server = EmbeddedPostgres(Path(tmp))
+        dsn = await server.start()
+        pool = await database.create_pool(dsn, max_size=4)
+        await apply_migrations(pool)
+        try:
+            print("# missed-heartbeat detection: deadline → chat.postMessage at the sandbox")
+            print(f"# Pulser in its own process, embedded Postgres, {os.cpu_count()} cores shared with the sandbox")
+            print(f"{'apps':>8} {'scenario':<22} {'alerts':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RSS MiB':>8}")
+            for total in app_counts:
+                result = await run_scenario(dsn, pool, total=total, due=due, due_in=8.0, spread=spread)
+                d = result["delays"]
+                print(f"{total:>8} {f'{due} staggered over {spread:.0f}s':<22} {result['posted']:>7} "
+                      f"{statistics.median(d):>8.0f} {percentile(d, 90):>8.0f} {percentile(d, 99):>8.0f} {max(d):>8.0f} "
+                      f"{result['rss'][1]:>8.0f}")
+            for total in app_counts:
+                n = min(burst, total)
+                result = await run_scenario(dsn, pool, total=total, due=n, due_in=8.0, spread=0.0)
+                print(f"{total:>8} {f'{n} due at once':<22} {result['posted']:>7}   all marked down after "
+                      f"{result['all_down_s']:.3f} s, all posted after {result['all_posted_s']:.2f} s "
+                      f"(peak RSS {result['rss'][1]:.0f} MiB)")
+        finally:
+            await pool.close()
+            await server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", default="10000,100000")
+    parser.add_argument("--due", type=int, default=200)
+    parser.add_argument("--spread", type=float, default=20.0)
+    parser.add_argument("--burst", type=int, default=10000)
+    args = parser.parse_args()
+    asyncio.run(main([int(a) for a in args.apps.split(",")], args.due, args.spread, args.burst))
