@@ -8,6 +8,7 @@ down" and "Slack was told" loses nothing: the row is still pending, or its lease
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
-from storage import applications, outbox
+from storage import applications, notifications
 from storage.applications import Application
 from storage.database import DATABASE_ERRORS
 
@@ -77,6 +78,8 @@ class HeartbeatNotifier:
     poll_interval: float = 1.0
     # More alerts than this for one channel in one delivery round become one summary message.
     storm_threshold: int = 10
+    # Later rounds of the same storm (within this many seconds) update that summary in place.
+    storm_window: float = 120.0
 
     def __init__(
         self,
@@ -94,6 +97,8 @@ class HeartbeatNotifier:
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.last_delivery: datetime | None = None
+        # channel → (posted channel id, summary ts, app names so far, monotonic time of last round)
+        self._storms: dict[str, tuple[str, str, list[str], float]] = {}
 
     def wake(self) -> None:
         """Something was enqueued: deliver now rather than at the next poll."""
@@ -128,7 +133,7 @@ class HeartbeatNotifier:
 
     async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
-            rows = await outbox.claim_due(self.pool, limit=limit)
+            rows = await notifications.claim_due(self.pool, limit=limit)
             storms, singles = await self._split_storms(rows)
             for channel, group in storms.items():
                 await self._deliver_storm(channel, group)
@@ -138,7 +143,7 @@ class HeartbeatNotifier:
 
     async def _split_storms(self, rows: list[dict]) -> tuple[dict[str, list[tuple[dict, Application]]], list[dict]]:
         """Alerts that would flood a channel go out as one message; everything else one by one."""
-        alerts = [r for r in rows if r["kind"] in outbox.ALERT_KINDS and r["app_id"]]
+        alerts = [r for r in rows if r["kind"] in notifications.ALERT_KINDS and r["app_id"]]
         if len(alerts) <= self.storm_threshold:
             return {}, rows
         apps = await applications.get_applications(self.pool, [r["app_id"] for r in alerts])
@@ -154,16 +159,26 @@ class HeartbeatNotifier:
 
     async def _deliver_storm(self, channel: str, group: list[tuple[dict, Application]]) -> None:
         ids = [row["id"] for row, _ in group]
+        names = [app.name for _, app in group]
+        recent = self._storms.get(channel)
+        ongoing = recent is not None and time.monotonic() - recent[3] < self.storm_window
         try:
-            response = await self.client.chat_postMessage(channel=channel, **storm_message([app.name for _, app in group]))
+            if ongoing:
+                posted_channel, ts, earlier, _ = recent
+                names = earlier + names
+                await self.client.chat_update(channel=posted_channel, ts=ts, **storm_message(names))
+                response = {"channel": posted_channel, "ts": ts}
+            else:
+                response = await self.client.chat_postMessage(channel=channel, **storm_message(names))
         except (SlackApiError, OSError, asyncio.TimeoutError) as exc:
             # Back to pending, one by one: the next round groups them again.
             for row, _ in group:
-                await outbox.mark_retry(self.pool, row["id"], f"storm post: {exc}", max_attempts=self.max_attempts)
+                await notifications.mark_retry(self.pool, row["id"], f"storm post: {exc}", max_attempts=self.max_attempts)
             log.warning("notification.storm_failed", channel=channel, alerts=len(ids), error=str(exc))
             return
+        self._storms[channel] = (response["channel"], response["ts"], names, time.monotonic())
         now = datetime.now(timezone.utc)
-        await outbox.mark_many_sent(
+        await notifications.mark_many_sent(
             self.pool, ids, channel=response["channel"], ts=response["ts"], patch={"storm": True, "alerted_at": now.isoformat()}
         )
         for row, _ in group:
@@ -178,16 +193,16 @@ class HeartbeatNotifier:
         except SlackApiError as exc:
             error = str(exc.response.get("error") if exc.response is not None else exc)
             permanent = error in PERMANENT_SLACK_ERRORS
-            retrying = False if permanent else await outbox.mark_retry(
+            retrying = False if permanent else await notifications.mark_retry(
                 self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts
             )
             if permanent:
-                await outbox.mark_retry(self.pool, row["id"], f"slack: {error}", max_attempts=0)
+                await notifications.mark_retry(self.pool, row["id"], f"slack: {error}", max_attempts=0)
             self._on_outcome(row["kind"], "retrying" if retrying else "failed")
             bound.warning("notification.slack_error", error=error, retrying=retrying)
             return
         except (OSError, asyncio.TimeoutError) as exc:
-            retrying = await outbox.mark_retry(self.pool, row["id"], f"{type(exc).__name__}: {exc}", max_attempts=self.max_attempts)
+            retrying = await notifications.mark_retry(self.pool, row["id"], f"{type(exc).__name__}: {exc}", max_attempts=self.max_attempts)
             self._on_outcome(row["kind"], "retrying" if retrying else "failed")
             bound.warning("notification.network_error", error=f"{type(exc).__name__}: {exc}", retrying=retrying)
             return
@@ -198,36 +213,36 @@ class HeartbeatNotifier:
         """Deliver one row; returns 'sent' or 'suppressed'."""
         app = await applications.get_application(self.pool, row["app_id"]) if row["app_id"] else None
         if app is None:
-            await outbox.mark_suppressed(self.pool, row["id"], "application deleted")
+            await notifications.mark_suppressed(self.pool, row["id"], "application deleted")
             return "suppressed"
-        if row["kind"] in outbox.ALERT_KINDS:
+        if row["kind"] in notifications.ALERT_KINDS:
             return await self._send_alert(app, row)
         if row["kind"] == "heartbeat_recovered":
             return await self._send_recovery(app, row)
-        await outbox.mark_suppressed(self.pool, row["id"], f"unknown kind {row['kind']}")
+        await notifications.mark_suppressed(self.pool, row["id"], f"unknown kind {row['kind']}")
         return "suppressed"
 
     async def _send_alert(self, app: Application, row: dict) -> str:
         now = datetime.now(timezone.utc)
         if not app.is_active:
-            await outbox.mark_suppressed(self.pool, row["id"], "monitoring paused")
+            await notifications.mark_suppressed(self.pool, row["id"], "monitoring paused")
             return "suppressed"
         if app.snoozed_until is not None and app.snoozed_until > now:
-            await outbox.mark_suppressed(self.pool, row["id"], f"snoozed until {app.snoozed_until.isoformat()}")
+            await notifications.mark_suppressed(self.pool, row["id"], f"snoozed until {app.snoozed_until.isoformat()}")
             return "suppressed"
-        row = await outbox.merge_alert_state(self.pool, row["id"], {"alerted_at": now.isoformat()}) or row
+        row = await notifications.merge_alert_state(self.pool, row["id"], {"alerted_at": now.isoformat()}) or row
         message = alert_message(alert_view(app, row))
         response = await self.client.chat_postMessage(channel=app.channel, **message)
         channel, ts = response["channel"], response["ts"]
-        await outbox.mark_sent(self.pool, row["id"], channel=channel, ts=ts)
-        await outbox.set_app_alert(self.pool, app.id, channel, ts)
+        await notifications.mark_sent(self.pool, row["id"], channel=channel, ts=ts)
+        await notifications.set_app_alert(self.pool, app.id, channel, ts)
         self.last_delivery = now
         return "sent"
 
     async def _send_recovery(self, app: Application, row: dict) -> str:
-        alert = await outbox.outage_alert(self.pool, app.id, before_id=row["id"])
+        alert = await notifications.outage_alert(self.pool, app.id, before_id=row["id"])
         if alert is None or alert["status"] != "sent" or not alert["slack_ts"]:
-            await outbox.mark_suppressed(self.pool, row["id"], "no alert was posted for this outage")
+            await notifications.mark_suppressed(self.pool, row["id"], "no alert was posted for this outage")
             return "suppressed"
         recovered_at = _parse_time(row["payload"].get("received_at")) or datetime.now(timezone.utc)
         started = outage_started(alert) or recovered_at
@@ -237,16 +252,16 @@ class HeartbeatNotifier:
             reply = await self.client.chat_postMessage(
                 channel=alert["slack_channel"], thread_ts=alert["slack_ts"], text=recovery_reply(app.name, after)
             )
-            await outbox.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
+            await notifications.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
             return "sent"
-        alert = await outbox.merge_alert_state(
+        alert = await notifications.merge_alert_state(
             self.pool, alert["id"], {"recovered_at": recovered_at.isoformat(), "recovered_after": after}
         ) or alert
         await self.client.chat_update(channel=alert["slack_channel"], ts=alert["slack_ts"], **alert_message(alert_view(app, alert)))
         reply = await self.client.chat_postMessage(
             channel=alert["slack_channel"], thread_ts=alert["slack_ts"], text=recovery_reply(app.name, after)
         )
-        await outbox.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
+        await notifications.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
         self.last_delivery = datetime.now(timezone.utc)
         return "sent"
 

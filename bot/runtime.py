@@ -31,7 +31,7 @@ from alerts.notifier import HeartbeatNotifier
 from jobs import retention
 from jobs.heartbeat_watcher import HeartbeatWatcher
 from jobs.ledger_worker import LedgerWorker, worker_name
-from storage import applications, database, envelopes, outbox
+from storage import applications, database, envelopes, notifications
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
@@ -265,12 +265,12 @@ class Runtime:
         if components["database"]["status"] == "up":
             try:
                 components["ledger"] = {"status": "up", **await envelopes.status_counts(self.pool)}
-                notifications = await outbox.status_counts(self.pool)
-                last = await outbox.last_delivery(self.pool)
+                delivery = await notifications.status_counts(self.pool)
+                last = await notifications.last_delivery(self.pool)
                 components["slack_delivery"] = {
                     "status": "up",
                     "last_delivery": last.isoformat() if last else None,
-                    **notifications,
+                    **delivery,
                 }
                 components["applications"] = {"status": "up", **await applications.count_by_state(self.pool)}
             except Exception as exc:

@@ -1,17 +1,23 @@
-"""SQL that puts rows into the notification outbox.
+"""SQL for the notification outbox: enqueue, claim for delivery, record outcomes, alert state.
 
 A notification is written in the same transaction as the state change that causes it (a `fail`
-heartbeat, a recovery), so "the app went down" and "Slack must be told" commit together or not at
-all; the notifier delivers the rows later.
+heartbeat, a recovery, a missed deadline), so "the app went down" and "Slack must be told" commit
+together or not at all. The notifier claims due rows (SKIP LOCKED, with a lease so a crashed
+deliverer's rows come back) and records what Slack answered.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 import asyncpg
+
+ALERT_KINDS = ("heartbeat_down", "heartbeat_fail")
+
+_COLUMNS = "id, kind, app_id, payload, status, attempts, last_error, created_at, slack_channel, slack_ts"
 
 
 @dataclass(frozen=True)
@@ -34,4 +40,138 @@ async def enqueue_notifications(conn: asyncpg.Connection, rows: Sequence[NewNoti
         [r.kind for r in rows],
         [r.app_id for r in rows],
         [json.dumps(r.payload, separators=(",", ":")) for r in rows],
+    )
+
+
+async def claim_due(pool: asyncpg.Pool, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[dict]:
+    rows = await pool.fetch(
+        f"""
+        UPDATE notifications
+           SET attempts = attempts + 1, next_attempt_at = now() + $2::interval
+         WHERE id IN (
+               SELECT id FROM notifications
+                WHERE status = 'pending' AND next_attempt_at <= now()
+                ORDER BY id
+                LIMIT $1
+                  FOR UPDATE SKIP LOCKED)
+        RETURNING {_COLUMNS}
+        """,
+        limit,
+        lease,
+    )
+    return sorted((dict(r) for r in rows), key=lambda r: r["id"])
+
+
+async def mark_sent(pool: asyncpg.Pool, notification_id: int, *, channel: str | None, ts: str | None) -> None:
+    await pool.execute(
+        "UPDATE notifications SET status = 'sent', sent_at = now(), slack_channel = $2, slack_ts = $3, last_error = NULL WHERE id = $1",
+        notification_id,
+        channel,
+        ts,
+    )
+
+
+async def mark_suppressed(pool: asyncpg.Pool, notification_id: int, reason: str) -> None:
+    await pool.execute(
+        "UPDATE notifications SET status = 'suppressed', sent_at = now(), last_error = $2 WHERE id = $1",
+        notification_id,
+        reason,
+    )
+
+
+async def mark_retry(
+    pool: asyncpg.Pool, notification_id: int, error: str, *, max_attempts: int, base_delay: timedelta = timedelta(seconds=5)
+) -> bool:
+    """Schedule another try with exponential backoff (capped at 10 min); False once given up."""
+    status = await pool.fetchval(
+        """
+        UPDATE notifications
+           SET last_error = left($2, 2000),
+               status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
+               next_attempt_at = now() + LEAST(interval '10 minutes', $4::interval * power(2, attempts - 1))
+         WHERE id = $1
+        RETURNING status
+        """,
+        notification_id,
+        error,
+        max_attempts,
+        base_delay,
+    )
+    return status == "pending"
+
+
+async def outage_alert(pool: asyncpg.Pool, app_id: int, *, before_id: int) -> dict | None:
+    """The down/fail notification that opened the outage a recovery closes."""
+    row = await pool.fetchrow(
+        f"""
+        SELECT {_COLUMNS} FROM notifications
+         WHERE app_id = $1 AND kind = ANY($3::text[]) AND id < $2
+         ORDER BY id DESC LIMIT 1
+        """,
+        app_id,
+        before_id,
+        list(ALERT_KINDS),
+    )
+    return dict(row) if row else None
+
+
+async def alert_by_message(pool: asyncpg.Pool, channel: str, ts: str) -> dict | None:
+    row = await pool.fetchrow(
+        f"SELECT {_COLUMNS} FROM notifications WHERE slack_channel = $1 AND slack_ts = $2 ORDER BY id DESC LIMIT 1",
+        channel,
+        ts,
+    )
+    return dict(row) if row else None
+
+
+async def get_notification(pool: asyncpg.Pool, notification_id: int) -> dict | None:
+    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM notifications WHERE id = $1", notification_id)
+    return dict(row) if row else None
+
+
+async def merge_alert_state(pool: asyncpg.Pool, notification_id: int, patch: dict[str, Any]) -> dict | None:
+    """Add state (acked_by, snoozed_until, recovered_at, …) to an alert, atomically; returns the row."""
+    row = await pool.fetchrow(
+        f"UPDATE notifications SET payload = payload || $2::jsonb WHERE id = $1 RETURNING {_COLUMNS}",
+        notification_id,
+        patch,
+    )
+    return dict(row) if row else None
+
+
+async def set_app_alert(pool: asyncpg.Pool, app_id: int, channel: str, ts: str) -> None:
+    await pool.execute(
+        "UPDATE applications SET alert_channel = $2, alert_ts = $3 WHERE id = $1", app_id, channel, ts
+    )
+
+
+async def list_for_app(pool: asyncpg.Pool, app_id: int) -> list[dict]:
+    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM notifications WHERE app_id = $1 ORDER BY id", app_id)
+    return [dict(r) for r in rows]
+
+
+async def status_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    rows = await pool.fetch("SELECT status, count(*) AS n FROM notifications GROUP BY status")
+    counts = {s: 0 for s in ("pending", "sent", "suppressed", "failed")}
+    counts.update({r["status"]: r["n"] for r in rows})
+    return counts
+
+
+async def last_delivery(pool: asyncpg.Pool) -> datetime | None:
+    return await pool.fetchval("SELECT max(sent_at) FROM notifications WHERE status = 'sent'")
+
+
+async def mark_many_sent(pool: asyncpg.Pool, notification_ids: list[int], *, channel: str, ts: str, patch: dict) -> None:
+    """Several alerts delivered as one (storm) message."""
+    await pool.execute(
+        """
+        UPDATE notifications
+           SET status = 'sent', sent_at = now(), slack_channel = $2, slack_ts = $3, last_error = NULL,
+               payload = payload || $4::jsonb
+         WHERE id = ANY($1::bigint[])
+        """,
+        notification_ids,
+        channel,
+        ts,
+        patch,
     )

@@ -15,7 +15,7 @@ from alerts.applications import validate_application
 from alerts.heartbeat_rules import apply_heartbeat
 from blocks.heartbeat_alerts import ACK, PAUSE, SNOOZE
 from jobs.heartbeat_watcher import HeartbeatWatcher
-from storage import applications, audit, database, heartbeats, outbox
+from storage import applications, audit, database, heartbeats, notifications
 from storage.heartbeats import HeartbeatRow
 from tests.conftest import eventually
 
@@ -65,7 +65,7 @@ def message_text(call) -> str:
 
 
 async def current_alert(pool, app):
-    rows = [r for r in await outbox.list_for_app(pool, app.id) if r["kind"] in outbox.ALERT_KINDS]
+    rows = [r for r in await notifications.list_for_app(pool, app.id) if r["kind"] in notifications.ALERT_KINDS]
     return rows[-1] if rows else None
 
 
@@ -175,7 +175,7 @@ async def _state(pool, app, state):
 
 
 async def _settled(pool, app):
-    rows = await outbox.list_for_app(pool, app.id)
+    rows = await notifications.list_for_app(pool, app.id)
     return rows if rows and all(r["status"] != "pending" for r in rows) else None
 
 
@@ -191,12 +191,12 @@ async def test_a_failed_slack_post_is_retried(pulser, sandbox):
 
 
 async def _with_attempts(pool, app):
-    rows = await outbox.list_for_app(pool, app.id)
+    rows = await notifications.list_for_app(pool, app.id)
     return rows[0] if rows and rows[0]["last_error"] else None
 
 
 async def _status(pool, notification_id, status):
-    return (await outbox.get_notification(pool, notification_id))["status"] == status
+    return (await notifications.get_notification(pool, notification_id))["status"] == status
 
 
 # --- buttons -----------------------------------------------------------------------------------
@@ -350,3 +350,18 @@ async def test_a_recovery_after_a_storm_replies_in_the_summary_thread(pulser, sa
     replies = [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     assert len(replies) == 1 and "worker-03" in replies[0].params["text"]
     assert sandbox.calls_to("chat.update") == [], "the summary is not rewritten for one app"
+
+
+async def test_later_rounds_of_a_storm_update_the_same_summary(pulser, sandbox):
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(30)]
+    await pulser.watcher.stop()
+    for app in apps:
+        await heartbeat(pulser.pool, app, at=long_ago)
+    await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once()
+    await pulser.notifier.deliver_due(limit=15)  # two rounds of 15
+    await pulser.notifier.deliver_due(limit=15)
+    [post] = alert_posts(sandbox)
+    [update] = sandbox.calls_to("chat.update")
+    assert message_text(update) == "🚨 30 apps missed their heartbeats"
+    assert await pulser.pool.fetchval("SELECT count(DISTINCT slack_ts) FROM notifications") == 1

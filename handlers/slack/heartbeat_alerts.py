@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from blocks.heartbeat_alerts import ACK, PAUSE, SNOOZE
 from handlers.slack.admin import is_admin
 from handlers.slack.services import SlackServices
-from storage import applications, audit, outbox
+from storage import applications, audit, notifications
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +28,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         user = body["user"]["id"]
         now = datetime.now(timezone.utc)
         if not alert["payload"].get("acked_by"):
-            alert = await outbox.merge_alert_state(services.pool, alert["id"], {"acked_by": user, "acked_at": now.isoformat()})
+            alert = await notifications.merge_alert_state(services.pool, alert["id"], {"acked_by": user, "acked_at": now.isoformat()})
         await audit.record_action(
             services.pool, actor=user, action="heartbeat_alert.ack", target_type="application", target_id=alert["app_id"],
             details={"notification_id": alert["id"]},
@@ -50,7 +50,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         user = body["user"]["id"]
         until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
         await applications.snooze(services.pool, alert["app_id"], until)
-        alert = await outbox.merge_alert_state(
+        alert = await notifications.merge_alert_state(
             services.pool, alert["id"], {"snoozed_by": user, "snoozed_until": until.isoformat()}
         )
         await audit.record_action(
@@ -75,7 +75,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             )
             return
         await applications.set_active(services.pool, alert["app_id"], False)
-        alert = await outbox.merge_alert_state(services.pool, alert["id"], {"paused_by": user})
+        alert = await notifications.merge_alert_state(services.pool, alert["id"], {"paused_by": user})
         await audit.record_action(
             services.pool, actor=user, action="heartbeat_alert.pause", target_type="application", target_id=alert["app_id"],
             details={"notification_id": alert["id"]},
@@ -90,4 +90,4 @@ async def _alert_of(services: SlackServices, body: dict) -> dict | None:
     ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
     if not channel or not ts:
         return None
-    return await outbox.alert_by_message(services.pool, channel, ts)
+    return await notifications.alert_by_message(services.pool, channel, ts)
