@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,30 +30,18 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.measure import free_port, memory_kib, percentile  # noqa: E402
+
 from sandbox import SlackSandbox  # noqa: E402
 from storage import database  # noqa: E402
 from storage.embedded import EmbeddedPostgres  # noqa: E402
 from storage.migrations import apply_migrations  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def rss_mib(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields["VmRSS"], fields["VmHWM"]
 
 
 async def insert_apps(pool: asyncpg.Pool, *, total: int, due: int, due_in: float, spread: float) -> None:
@@ -106,7 +93,8 @@ async def run_scenario(dsn: str, pool: asyncpg.Pool, *, total: int, due: int, du
             await asyncio.sleep(0.05)
         all_down_at = await pool.fetchval("SELECT max(updated_at) FROM applications WHERE state = 'down'")
         all_sent_at = await pool.fetchval("SELECT max(sent_at) FROM notifications WHERE status = 'sent'")
-        memory = rss_mib(process.pid)
+        kib = memory_kib(process.pid)
+        memory = (kib["VmRSS"] / 1024, kib["VmHWM"] / 1024)
     finally:
         process.terminate()
         process.wait(timeout=30)
