@@ -17,11 +17,12 @@ with the same load generator: the ceiling this machine and client put on any aio
 from __future__ import annotations
 
 import argparse
+import resource
+import shutil
 import asyncio
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -166,6 +167,50 @@ async def drive(base_url: str, uuids: list[str], concurrency: int, seconds: floa
     return latencies, statuses, elapsed
 
 
+WRK_SCRIPT = """
+local uuids = {}
+for line in io.lines(os.getenv("PULSER_BENCH_UUIDS")) do uuids[#uuids + 1] = line end
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  return wrk.format("POST", "/heartbeat/" .. uuids[math.random(#uuids)])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRKRESULT %d %d %d %d %.1f %.1f %.1f %.1f\\n", summary.requests, e.status,
+    e.connect + e.read + e.write + e.timeout, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max))
+end
+"""
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def drive_wrk(base_url: str, uuids: list[str], concurrency: int, seconds: float) -> tuple[dict, Counter, float]:
+    """The same load from wrk (C, two threads): far less CPU per request than a Python client,
+    so more of the two cores is left to the sidecar and Postgres."""
+    with tempfile.TemporaryDirectory(prefix="pulser-wrk-") as tmp:
+        script, uuid_file = Path(tmp) / "heartbeats.lua", Path(tmp) / "uuids.txt"
+        script.write_text(WRK_SCRIPT)
+        uuid_file.write_text("\n".join(uuids) + "\n")
+        command = ["wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script), base_url]
+        process = await asyncio.create_subprocess_exec(
+            *command, env={**os.environ, "PULSER_BENCH_UUIDS": str(uuid_file)}, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await process.communicate()
+    line = next(l for l in out.decode().splitlines() if l.startswith("WRKRESULT"))
+    requests, non_2xx, socket_errors, duration_us, p50, p90, p99, high = line.split()[1:]
+    statuses = Counter({200: int(requests) - int(non_2xx)})
+    if int(non_2xx):
+        statuses["non-2xx"] = int(non_2xx)
+    if int(socket_errors):
+        statuses["socket errors"] = int(socket_errors)
+    stats = {"p50": float(p50) / 1000, "p90": float(p90) / 1000, "p99": float(p99) / 1000, "max": float(high) / 1000}
+    return stats, statuses, int(duration_us) / 1e6
+
+
 async def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -180,7 +225,9 @@ async def wait_until_listening(port: int, process: subprocess.Popen, timeout: fl
     raise TimeoutError("the server did not start listening")
 
 
-async def measure_pulser(seconds: float, apps: int, concurrencies: list[int]) -> tuple[list[dict], dict, list[str]]:
+async def measure_pulser(
+    seconds: float, apps: int, concurrencies: list[int], client: str = "python", sidecars: int = 1
+) -> tuple[list[dict], dict, list[str]]:
     """Run the sidecar against a fresh embedded Postgres; one result per concurrency."""
     with tempfile.TemporaryDirectory(prefix="pulser-bench-hb-") as tmp:
         database = EmbeddedPostgres(Path(tmp) / "pg")
@@ -192,7 +239,9 @@ async def measure_pulser(seconds: float, apps: int, concurrencies: list[int]) ->
             DATABASE_URL=dsn, PULSER_DATA_DIR=str(Path(tmp) / "data"), PULSER_HTTP_PORT=str(port),
             LOG_LEVEL="warning", LOG_FORMAT="json", PYTHONPATH=str(REPO),
         )
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "sidecar"], env=env, cwd=REPO)
+        # Several sidecars share the port (SO_REUSEPORT); the kernel spreads the connections.
+        processes = [subprocess.Popen([sys.executable, "-m", "bot.cli", "sidecar"], env=env, cwd=REPO) for _ in range(sidecars)]
+        process = processes[0]
         results = []
         try:
             await wait_healthy(base_url, process)
@@ -201,11 +250,13 @@ async def measure_pulser(seconds: float, apps: int, concurrencies: list[int]) ->
             await drive(base_url, uuids, max(concurrencies), WARM_UP_SECONDS)  # pool connections, code paths
 
             def cpu() -> tuple[float, float, float]:
-                return cpu_seconds(process.pid), postgres_cpu_seconds(database.pgdata), own_cpu_seconds()
+                load = children_cpu_seconds() if client == "wrk" else own_cpu_seconds()
+                return sum(cpu_seconds(p.pid) for p in processes), postgres_cpu_seconds(database.pgdata), load
 
             for concurrency in concurrencies:
                 rows_before, cpu_before, batches_before = await heartbeat_rows(dsn), cpu(), await batch_stats(base_url)
-                latencies, statuses, elapsed = await drive(base_url, uuids, concurrency, seconds)
+                run = drive_wrk if client == "wrk" else drive
+                latencies, statuses, elapsed = await run(base_url, uuids, concurrency, seconds)
                 results.append({
                     "concurrency": concurrency, "latencies": latencies, "statuses": statuses, "elapsed": elapsed,
                     "cpu": [after - b for after, b in zip(cpu(), cpu_before)],
@@ -214,8 +265,10 @@ async def measure_pulser(seconds: float, apps: int, concurrencies: list[int]) ->
                     "memory": memory_kib(process.pid),
                 })
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            for p in processes:
+                p.terminate()
+            for p in processes:
+                p.wait(timeout=30)
             await database.stop()
     return results, idle, uuids
 
@@ -241,15 +294,21 @@ async def measure_no_op(seconds: float, uuids: list[str], concurrencies: list[in
 
 def latency_columns(r: dict) -> str:
     lat = r["latencies"]
-    return (f"{r['concurrency']:>7} {sum(r['statuses'].values()):>9,} {len(lat) / r['elapsed']:>7,.0f} "
-            f"{statistics.median(lat):>7.1f} {percentile(lat, 90):>7.1f} {percentile(lat, 99):>7.1f} {max(lat):>7.1f}")
+    if isinstance(lat, dict):  # wrk reports its own percentiles
+        p50, p90, p99, high = lat["p50"], lat["p90"], lat["p99"], lat["max"]
+        answered = r["statuses"][200]
+    else:
+        p50, p90, p99, high = statistics.median(lat), percentile(lat, 90), percentile(lat, 99), max(lat)
+        answered = len(lat)
+    return (f"{r['concurrency']:>7} {sum(r['statuses'].values()):>9,} {answered / r['elapsed']:>7,.0f} "
+            f"{p50:>7.1f} {p90:>7.1f} {p99:>7.1f} {high:>7.1f}")
 
 
 def report(seconds: float, apps: int, results: list[dict], idle: dict, no_op: list[dict]) -> None:
     cores = os.cpu_count() or 1
     print(f"# POST /heartbeat/{{uuid}} — {apps:,} apps, {seconds:.0f} s per run, a random app per request")
     print(f"# {platform.python_implementation()} {platform.python_version()}, {cores} cores shared by the load "
-          f"generator (this process), the sidecar process and the embedded Postgres")
+          f"generator, the sidecar process(es) and the embedded Postgres")
     print(f"{'clients':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} "
           f"{'durable/s':>9} {'RSS MiB':>7}  non-200")
     for r in results:
@@ -274,8 +333,10 @@ def report(seconds: float, apps: int, results: list[dict], idle: dict, no_op: li
             print(f"{latency_columns(r)}  CPU µs/request: server {server:.0f}, load generator {client:.0f}")
 
 
-async def main(seconds: float, apps: int, concurrencies: list[int], baseline: bool) -> None:
-    results, idle, uuids = await measure_pulser(seconds, apps, concurrencies)
+async def main(seconds: float, apps: int, concurrencies: list[int], baseline: bool, client: str, sidecars: int) -> None:
+    results, idle, uuids = await measure_pulser(seconds, apps, concurrencies, client, sidecars)
+    print(f"# load generator: {'wrk (C, 2 threads)' if client == 'wrk' else 'aiohttp client in this process'}; "
+          f"{sidecars} sidecar process(es) on one port (figures for memory are per process)")
     no_op = await measure_no_op(seconds, uuids, concurrencies) if baseline else []
     report(seconds, apps, results, idle, no_op)
 
@@ -286,5 +347,12 @@ if __name__ == "__main__":
     parser.add_argument("--apps", type=int, default=10_000)
     parser.add_argument("--concurrency", default="64,256", help="comma-separated client counts, one run each")
     parser.add_argument("--baseline", action="store_true", help="also measure a do-nothing aiohttp server")
+    parser.add_argument(
+        "--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
+        help="load generator: wrk (Debian package `wrk`; default when installed) or a Python aiohttp client",
+    )
+    parser.add_argument("--sidecars", type=int, default=1, help="`pulser sidecar` processes sharing the port")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.apps, [int(c) for c in args.concurrency.split(",")], args.baseline))
+    asyncio.run(main(
+        args.seconds, args.apps, [int(c) for c in args.concurrency.split(",")], args.baseline, args.client, args.sidecars
+    ))

@@ -71,7 +71,8 @@ async def start_sidecar(app: web.Application, host: str, port: int) -> tuple[web
     """Bind and serve; returns the runner (for cleanup) and the bound port (port 0 picks one)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # reuse_port: several `pulser sidecar` processes can share one port; the kernel spreads connections.
+    site = web.TCPSite(runner, host, port, reuse_port=True)
     await site.start()
     server = site._server  # noqa: SLF001 — aiohttp exposes no public accessor for the bound port
     bound = server.sockets[0].getsockname()[1] if server and server.sockets else port

@@ -107,3 +107,20 @@ async def test_app_status_gauges_are_refreshed_for_metrics(sidecar, http):
     await sidecar.refresh_gauges()
     text = (await http.get("/metrics")).text
     assert 'pulser_heartbeat_apps{status="paused"} 1.0' in text
+
+
+async def test_two_sidecars_can_share_one_port(database_url):
+    """Scaling out on one host: the kernel spreads connections over processes bound with SO_REUSEPORT."""
+    from bench.measure import free_port
+
+    port = str(free_port())
+    runtimes = [Runtime(make_settings(DATABASE_URL=database_url, PULSER_HTTP_PORT=port), "sidecar", metrics=Metrics("t")) for _ in range(2)]
+    for runtime in runtimes:
+        await runtime.start()
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+        assert runtimes[0].http_port == runtimes[1].http_port == int(port)
+    finally:
+        for runtime in runtimes:
+            await runtime.stop()
