@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -21,7 +21,7 @@ from alerts.applications import expected_text, format_duration
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
 from storage import applications, notifications
 from storage.applications import Application
-from storage.database import DATABASE_ERRORS
+from storage.database import DATABASE_ERRORS, Listener
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,7 @@ class HeartbeatNotifier:
         client: AsyncWebClient,
         *,
         max_attempts: int = 8,
+        listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
     ):
         self.pool = pool
@@ -94,6 +95,8 @@ class HeartbeatNotifier:
         self.max_attempts = max_attempts
         self._on_outcome = on_outcome or (lambda kind, outcome: None)
         self._wake = asyncio.Event()
+        # Rows enqueued by another process (a separate `pulser sidecar`) wake us through NOTIFY.
+        self._listener = Listener(listen, notifications.NOTIFY_CHANNEL, lambda payload: self.wake())
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.last_delivery: datetime | None = None
@@ -115,10 +118,12 @@ class HeartbeatNotifier:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+        await self._listener.close()
 
     async def _run(self) -> None:
         while True:
             try:
+                await self._listener.ensure()
                 while await self.deliver_due() > 0:
                     pass
             except DATABASE_ERRORS as exc:

@@ -95,6 +95,7 @@ class Runtime:
             self.embedded = EmbeddedPostgres(self.settings.data_dir)
             dsn = await self.embedded.start()
         self.pool = await database.create_pool(dsn)
+        self._listen = lambda: database.connect_listener(dsn)
         await apply_migrations(self.pool)
 
         self.ledger_worker = LedgerWorker(
@@ -118,7 +119,7 @@ class Runtime:
         self.watcher = HeartbeatWatcher(
             self.pool,
             max_sleep=self.settings.heartbeat_check_interval,
-            listen=lambda: database.connect_listener(dsn),
+            listen=self._listen,
             on_claimed=self._on_missed,
         )
         await self.watcher.start()
@@ -190,6 +191,7 @@ class Runtime:
         self.notifier = HeartbeatNotifier(
             self.pool,
             self.app.client,
+            listen=self._listen,
             on_outcome=lambda kind, outcome: self.metrics.notifications.labels(kind, outcome).inc(),
         )
         self.services.notifier = self.notifier

@@ -19,8 +19,8 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from storage import applications
-from storage.database import DATABASE_ERRORS
+from storage import applications, notifications
+from storage.database import DATABASE_ERRORS, Listener
 
 log = structlog.get_logger(__name__)
 
@@ -37,18 +37,17 @@ class HeartbeatWatcher:
         on_claimed: Callable[[int], None] | None = None,
     ):
         self.pool = pool
-        self._connect_listener = listen
+        self._listener = Listener(listen, applications.DEADLINE_CHANNEL, self._on_deadline)
         self.max_sleep = max_sleep
         self.on_claimed = on_claimed or (lambda count: None)
         self._wake = asyncio.Event()
         self._planned_wake = 0.0  # epoch seconds of the database clock
         self._task: asyncio.Task | None = None
-        self._listen_conn: asyncpg.Connection | None = None
         self.last_run: datetime | None = None
         self.claimed_total = 0
 
     async def start(self) -> None:
-        await self._ensure_listening()
+        await self._listener.ensure()
         self._task = asyncio.create_task(self._run(), name="heartbeat-watcher")
 
     async def stop(self) -> None:
@@ -59,31 +58,13 @@ class HeartbeatWatcher:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
-        if self._listen_conn is not None:
-            conn, self._listen_conn = self._listen_conn, None
-            try:
-                await asyncio.wait_for(conn.close(), 2)
-            except (*DATABASE_ERRORS, asyncio.TimeoutError):
-                conn.terminate()
-
-    async def _ensure_listening(self) -> None:
-        """(Re)open the LISTEN connection; without it the watcher still works, on its timer."""
-        if self._connect_listener is None:
-            return
-        if self._listen_conn is not None and not self._listen_conn.is_closed():
-            return
-        try:
-            self._listen_conn = await self._connect_listener()
-            await self._listen_conn.add_listener(applications.DEADLINE_CHANNEL, self._on_deadline)
-        except DATABASE_ERRORS as exc:
-            self._listen_conn = None
-            log.warning("heartbeat_watcher.listen_failed", error=f"{type(exc).__name__}: {exc}")
+        await self._listener.close()
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def _on_deadline(self, conn: object, pid: int, channel: str, payload: str) -> None:
+    def _on_deadline(self, payload: str) -> None:
         try:
             deadline = float(payload)
         except ValueError:
@@ -105,6 +86,7 @@ class HeartbeatWatcher:
             if len(rows) < self.batch_size:
                 break
         if claimed:
+            await notifications.announce(self.pool)
             self.claimed_total += claimed
             self.on_claimed(claimed)
         return claimed
@@ -122,7 +104,7 @@ class HeartbeatWatcher:
             self._planned_wake = float("inf")
             self._wake.clear()
             try:
-                await self._ensure_listening()
+                await self._listener.ensure()
                 await self.run_once()
                 self.last_run = datetime.now(timezone.utc)
                 sleep_for = await self._seconds_until_next_deadline()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Awaitable, Callable
 
 import asyncpg
 
@@ -38,3 +39,43 @@ async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> None:
 async def connect_listener(dsn: str) -> asyncpg.Connection:
     """A connection of its own for LISTEN: held for the life of the process, so never a pool's."""
     return await asyncpg.connect(dsn, server_settings={"application_name": "pulser-listen"})
+
+
+class Listener:
+    """LISTEN on one channel over a dedicated connection, calling `on_notify()` per NOTIFY.
+
+    Wake-ups are an optimisation: every user also runs on a timer, so a lost connection only
+    costs latency. `ensure()` (re)opens it and is cheap to call on every loop iteration.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]] | None, channel: str,
+                 on_notify: Callable[[str], None]):
+        self._connect = connect
+        self.channel = channel
+        self._on_notify = on_notify
+        self._conn: asyncpg.Connection | None = None
+
+    async def ensure(self) -> bool:
+        if self._connect is None:
+            return False
+        if self._conn is not None and not self._conn.is_closed():
+            return True
+        try:
+            self._conn = await self._connect()
+            await self._conn.add_listener(self.channel, self._callback)
+        except DATABASE_ERRORS:
+            self._conn = None
+            return False
+        return True
+
+    def _callback(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        self._on_notify(payload)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            await asyncio.wait_for(conn.close(), 2)
+        except (*DATABASE_ERRORS, asyncio.TimeoutError):
+            conn.terminate()

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import asyncpg
 
 ALERT_KINDS = ("heartbeat_down", "heartbeat_fail")
+# NOTIFY'd (in the enqueuing transaction, so at commit) to wake a notifier in another process.
+NOTIFY_CHANNEL = "pulser_notifications"
 
 _COLUMNS = "id, kind, app_id, payload, status, attempts, last_error, created_at, slack_channel, slack_ts"
 
@@ -41,6 +43,12 @@ async def enqueue_notifications(conn: asyncpg.Connection, rows: Sequence[NewNoti
         [r.app_id for r in rows],
         [json.dumps(r.payload, separators=(",", ":")) for r in rows],
     )
+    await announce(conn)
+
+
+async def announce(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """Tell notifiers in every process that rows are due (delivered when the transaction commits)."""
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
 async def claim_due(pool: asyncpg.Pool, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[dict]:

@@ -325,7 +325,9 @@ async def many_down_at_once(pulser, count: int) -> list:
     """`count` apps that all missed their deadline an hour ago, claimed in one watcher round."""
     long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
     apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(count)]
-    await pulser.watcher.stop()  # take the runtime's own watcher out: one explicit round below
+    # Take the runtime's own watcher and notifier loop out: the test runs explicit rounds.
+    await pulser.watcher.stop()
+    await pulser.notifier.stop()
     for app in apps:
         await heartbeat(pulser.pool, app, at=long_ago)
     await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once()
@@ -361,3 +363,21 @@ async def test_later_rounds_of_a_storm_update_the_same_summary(pulser, sandbox):
     [update] = sandbox.calls_to("chat.update")
     assert message_text(update) == "🚨 30 apps missed their heartbeats"
     assert await pulser.pool.fetchval("SELECT count(DISTINCT slack_ts) FROM notifications") == 1
+
+
+async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting_for_a_poll(pulser, sandbox, database_url):
+    app = await register(pulser.pool, interval=60, grace=0)
+    await heartbeat(pulser.pool, app)
+    pulser.notifier.poll_interval = 30  # only a NOTIFY can make it deliver within the test
+    pulser.notifier.wake()
+    await asyncio.sleep(0.3)
+    other_process = await database.create_pool(database_url, max_size=1)
+    try:
+        async with other_process.acquire() as conn, conn.transaction():
+            await notifications.enqueue_notifications(
+                conn, [notifications.NewNotification("heartbeat_fail", app.id, {"received_at": datetime.now(timezone.utc).isoformat()})]
+            )
+    finally:
+        await other_process.close()
+    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
+    assert message_text(post) == "🚨 nightly-backup reported a failure"
