@@ -7,7 +7,7 @@ SQL stays a bulk write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.applications import next_due
@@ -33,12 +33,12 @@ def apply_heartbeat(clock: AppClock, kind: str, received_at: datetime) -> Heartb
     if kind not in KINDS:
         raise ValueError(f"unknown heartbeat kind {kind!r}")
     if kind == "start":
-        return HeartbeatEffect(replace(clock, last_start=received_at), None, None)
+        return HeartbeatEffect(clock._replace(last_start=received_at), None, None)
 
     duration_ms = None
     if clock.last_start is not None and timedelta(0) <= received_at - clock.last_start <= MAX_RUN:
         duration_ms = int((received_at - clock.last_start).total_seconds() * 1000)
-    clock = replace(clock, last_start=None, last_heartbeat=received_at)
+    clock = clock._replace(last_start=None, last_heartbeat=received_at)
     if not clock.is_active:
         return HeartbeatEffect(clock, duration_ms, None)  # paused: history only
 
@@ -50,8 +50,7 @@ def apply_heartbeat(clock: AppClock, kind: str, received_at: datetime) -> Heartb
             after=received_at,
         )
         recovered = clock.state == "down"
-        clock = replace(
-            clock,
+        clock = clock._replace(
             state="up",
             due_at=due,
             next_deadline=due + timedelta(seconds=clock.grace_period),
@@ -62,5 +61,5 @@ def apply_heartbeat(clock: AppClock, kind: str, received_at: datetime) -> Heartb
     # kind == "fail": down at once; a fail while already down alerts no second time.
     if clock.state == "down":
         return HeartbeatEffect(clock, duration_ms, None)
-    clock = replace(clock, state="down", down_since=received_at, due_at=None, next_deadline=None)
+    clock = clock._replace(state="down", down_since=received_at, due_at=None, next_deadline=None)
     return HeartbeatEffect(clock, duration_ms, "heartbeat_fail")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid as uuid_module
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import asyncpg
 
@@ -34,9 +34,11 @@ class ApplicationSpec:
     is_active: bool
 
 
-@dataclass(frozen=True)
-class AppClock:
-    """The columns of `applications` that a heartbeat reads or changes (see alerts.heartbeat_rules)."""
+class AppClock(NamedTuple):
+    """The columns of `applications` that a heartbeat reads or changes (see alerts.heartbeat_rules).
+
+    A NamedTuple, not a dataclass: the heartbeat writer builds and `_replace`s one per event, and
+    that is measurably cheaper on the hot path."""
 
     id: int
     name: str
@@ -257,8 +259,8 @@ async def lock_clocks(conn: asyncpg.Connection, uuids: Sequence[uuid_module.UUID
     """Lock the (not deleted) applications of these UUIDs, in id order so writers never deadlock."""
     rows = await conn.fetch(
         """
-        SELECT uuid, id, name, is_active, state, expected_interval, grace_period, schedule, timezone,
-               last_heartbeat, last_start, due_at, next_deadline, down_since, snoozed_until
+        SELECT id, name, is_active, state, expected_interval, grace_period, schedule, timezone,
+               last_heartbeat, last_start, due_at, next_deadline, down_since, snoozed_until, uuid
           FROM applications
          WHERE uuid = ANY($1::uuid[]) AND deleted_at IS NULL
          ORDER BY id
@@ -266,7 +268,8 @@ async def lock_clocks(conn: asyncpg.Connection, uuids: Sequence[uuid_module.UUID
         """,
         list(uuids),
     )
-    return {r["uuid"]: AppClock(**{k: v for k, v in dict(r).items() if k != "uuid"}) for r in rows}
+    # Columns are selected in AppClock's field order, uuid last: the first 14 values are the clock.
+    return {r[14]: AppClock(*r[:14]) for r in rows}
 
 
 async def save_clocks(conn: asyncpg.Connection, clocks: Iterable[tuple[AppClock, int | None]]) -> None:
