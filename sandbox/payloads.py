@@ -97,6 +97,8 @@ def block_actions(
     view: dict[str, Any] | None = None,
     action_type: str = "button",
     trigger_id: str | None = None,
+    option_text: str | None = None,
+    button_text: str | None = None,
 ) -> dict[str, Any]:
     """A ``block_actions`` payload for one clicked element.
 
@@ -112,9 +114,10 @@ def block_actions(
     }
     if action_type == "button":
         action["value"] = value
-        action["text"] = {"type": "plain_text", "text": value or action_id, "emoji": True}
-    elif action_type in ("static_select", "external_select", "radio_buttons"):
-        action["selected_option"] = {"text": {"type": "plain_text", "text": value}, "value": value}
+        action["text"] = {"type": "plain_text", "text": button_text or value or action_id, "emoji": True}
+    elif action_type in ("static_select", "external_select", "radio_buttons", "overflow"):
+        text = value if option_text is None else option_text
+        action["selected_option"] = {"text": {"type": "plain_text", "text": text, "emoji": True}, "value": value}
     else:
         action["value"] = value
 
@@ -171,6 +174,29 @@ def view_submission(
         "trigger_id": trigger_id or new_trigger_id(),
         "view": submitted,
         "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def view_closed(
+    *,
+    view: dict[str, Any],
+    user_id: str,
+    user_name: str,
+    team_id: str,
+    team_domain: str,
+    api_app_id: str,
+) -> dict[str, Any]:
+    """A ``view_closed`` payload (sent only for views opened with ``notify_on_close``)."""
+    return {
+        "type": "view_closed",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": "sandbox-verification-token",
+        "view": view,
+        "is_cleared": False,
         "is_enterprise_install": False,
         "enterprise": None,
     }

@@ -13,6 +13,7 @@ Routes:
   /hooks/<id>         response_url targets
   /                   HTML view for people; /sandbox/state is the same as JSON
   /sandbox/command    inject a slash command (POST JSON or form); /sandbox/event likewise
+  /sandbox/ui/...     the page's forms (command, action, submit, close): inject, then 303 to /
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from typing import Any
 from aiohttp import web
 
 from . import payloads
-from .page import render_page
+from .page import MULTI_SELECTS, SINGLE_SELECTS, TEXT_INPUTS, field_name, input_fields, options_of, render_page
 from .socket_mode import SocketModeHub
 from .state import ApiCall, FailureRule, WorkspaceState
-from .web_api import WebApi
+from .web_api import SlackError, WebApi
 
 log = logging.getLogger("sandbox")
 
@@ -84,6 +85,10 @@ class SlackSandbox:
         app.router.add_get("/sandbox/state", self._handle_state)
         app.router.add_post("/sandbox/command", self._handle_command)
         app.router.add_post("/sandbox/event", self._handle_event)
+        app.router.add_post("/sandbox/ui/command", self._handle_ui_command)
+        app.router.add_post("/sandbox/ui/action", self._handle_ui_action)
+        app.router.add_post("/sandbox/ui/submit", self._handle_ui_submit)
+        app.router.add_post("/sandbox/ui/close", self._handle_ui_close)
         return app
 
     async def start(self) -> None:
@@ -294,14 +299,26 @@ class SlackSandbox:
         *,
         view_id: str | None = None,
         action_type: str = "button",
+        ephemeral_id: str | None = None,
+        option_text: str | None = None,
+        button_text: str | None = None,
     ) -> dict[str, Any]:
         """A button click. ``message_ts`` names a message in ``sb.messages`` (its body is included);
-        ``view_id`` makes it a click inside a stored view (Home tab/modal) instead."""
+        ``view_id`` makes it a click inside a stored view (Home tab/modal) instead;
+        ``ephemeral_id`` a click in an ephemeral of ``sb.ephemerals`` (no message body is sent,
+        and the response_url's ``replace_original``/``delete_original`` act on that ephemeral)."""
         view = None
         if view_id is not None:
             view = self.state.views.get(view_id) or {"id": view_id, "type": "home", "blocks": []}
         message = None
-        if view is None and channel_id is not None and message_ts is not None:
+        hook: dict[str, Any] = {"kind": "action", "channel_id": channel_id, "user_id": user_id}
+        if view is None and ephemeral_id is not None:
+            eph = self.state.find_ephemeral(ephemeral_id) or {}
+            channel_id = str(eph.get("channel") or channel_id or "")
+            message_ts = str(eph.get("message_ts") or ephemeral_id)
+            hook.update(channel_id=channel_id, ephemeral_id=ephemeral_id)
+        elif view is None and channel_id is not None and message_ts is not None:
+            hook["message_ts"] = message_ts
             stored = self.state.find_message(channel_id, message_ts)
             message = {k: v for k, v in (stored or {}).items() if k not in ("edits", "channel")} or {
                 "type": "message",
@@ -323,9 +340,11 @@ class SlackSandbox:
             channel_name=self.state.channel_name(channel_id) if channel_id else None,
             message=message,
             message_ts=message_ts or (None if view is not None else self.state.next_ts()),
-            response_url=None if view is not None else self._new_hook(kind="action", channel_id=channel_id, user_id=user_id),
+            response_url=None if view is not None else self._new_hook(**hook),
             view=view,
             action_type=action_type,
+            option_text=option_text,
+            button_text=button_text,
         )
         return payloads.envelope("interactive", payload, accepts_response_payload=False, envelope_id=envelope_id)
 
@@ -487,8 +506,40 @@ class SlackSandbox:
             self.state.changed.notify()
             return web.Response(status=400, text="invalid_payload")
         self.state.response_url_posts.append((hook_id, body))
+        if isinstance(body, dict):
+            self._apply_response(hook_id, body)
         self.state.changed.notify()
         return web.Response(text="ok")
+
+    def _apply_response(self, hook_id: str, body: dict[str, Any]) -> None:
+        """What Slack shows after a response_url post: ``delete_original`` removes the message or
+        ephemeral the hook belongs to, ``replace_original`` replaces it, anything else is a new
+        ephemeral for the user (and later replaces through the same hook act on that one)."""
+        info = self.state.hooks.setdefault(hook_id, {})
+        channel_id, message_ts, eph_id = info.get("channel_id"), info.get("message_ts"), info.get("ephemeral_id")
+        eph = self.state.find_ephemeral(eph_id) if eph_id else None
+        msg = self.state.find_message(channel_id, message_ts) if channel_id and message_ts else None
+        content = {k: body[k] for k in ("text", "blocks", "attachments") if k in body}
+        if body.get("delete_original") in (True, "true"):
+            if eph is not None:
+                self.state.ephemerals.remove(eph)
+            elif msg is not None:
+                self.state.messages[channel_id].remove(msg)
+            return
+        if body.get("replace_original") in (True, "true"):
+            if eph is not None:
+                eph.update({"text": "", "blocks": None, **content})
+                return
+            if msg is not None:
+                msg.update({"text": "", **content})
+                msg["edits"] = msg.get("edits", 0) + 1
+                return
+        if content:
+            entry = self.state.add_ephemeral(
+                channel=str(channel_id or ""), user=str(info.get("user_id") or ""), body=body, origin="response_url"
+            )
+            if eph is None and msg is None:
+                info["ephemeral_id"] = entry["id"]
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-able data (also served at /sandbox/state)."""
@@ -514,10 +565,30 @@ class SlackSandbox:
             "views": self.state.views,
             "home_views": self.state.home_views,
             "acks": self.hub.acks[-50:],
+            "ui": {
+                "user": "U0ALICE",
+                "channel": "C0OPS",
+                "command": "/pulser",
+                "users": [
+                    {"id": uid, "name": u["name"]} for uid, u in self.state.users.items() if not u.get("is_bot")
+                ],
+                "channels": [
+                    {"id": cid, "name": self.state.channel_name(cid)}
+                    for cid in dict.fromkeys([*self.state.channels, *self.state.messages])
+                ],
+                "modal_stack": list(self.state.modal_stack),
+                "view_errors": self.state.view_errors,
+                "view_drafts": self.state.view_drafts,
+                "notice": self.state.notice,
+            },
         }
 
     async def _handle_page(self, request: web.Request) -> web.Response:
-        return web.Response(text=render_page(self.snapshot()), content_type="text/html", charset="utf-8")
+        snap = self.snapshot()
+        for key in ("user", "channel", "command"):
+            if request.cookies.get(f"sandbox_{key}"):
+                snap["ui"][key] = request.cookies[f"sandbox_{key}"]
+        return web.Response(text=render_page(snap), content_type="text/html", charset="utf-8")
 
     async def _handle_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot(), dumps=lambda o: json.dumps(o, default=str))
@@ -563,3 +634,196 @@ class SlackSandbox:
         if not isinstance(event, dict) or not event.get("type"):
             return web.json_response({"error": "expected {\"event\": {\"type\": ...}}"}, status=400)
         return await self._inject(self.event_envelope(event))
+
+    # ---- the page's forms: POST, inject, 303 back to / ---------------------------------
+
+    @staticmethod
+    def _back(**cookies: str) -> web.Response:
+        resp = web.Response(status=303, headers={"Location": "/"})
+        for key, value in cookies.items():
+            if value:
+                resp.set_cookie(f"sandbox_{key}", value, path="/", samesite="Lax")
+        return resp
+
+    async def _ui_send(self, envelope: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """Send for a page form; failures become the page's notice instead of an error page."""
+        try:
+            ack = await self.send_envelope(envelope, timeout=3.0)
+        except RuntimeError:
+            self.state.notice = f"{what}: no bot connected"
+            return None
+        except asyncio.TimeoutError:
+            self.state.notice = f"{what}: no ack within 3 s"
+            return None
+        self.state.notice = f"{what}: acked"
+        return ack
+
+    async def _settle(self, quiet: float = 0.15, limit: float = 2.0) -> None:
+        """Give the bot a moment to finish what the ack started (chat.update, respond, ...)
+        so the page the browser is redirected to already shows it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        seen = -1
+        while loop.time() < deadline:
+            now = len(self.state.calls) + len(self.state.response_url_posts)
+            if now == seen:
+                return
+            seen = now
+            await asyncio.sleep(quiet)
+
+    async def _handle_ui_command(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        user_id = str(form.get("user_id") or "U0ALICE")
+        channel_id = str(form.get("channel_id") or "C0OPS")
+        command = str(form.get("command") or "/pulser").strip()
+        if not command.startswith("/"):
+            command = "/" + command
+        text = str(form.get("text") or "")
+        envelope = self.slash_command_envelope(
+            command=command,
+            text=text,
+            user_id=user_id,
+            user_name=self.state.user_name(user_id),
+            channel_id=channel_id,
+            channel_name=self.state.channel_name(channel_id),
+        )
+        ack = await self._ui_send(envelope, f"{command} {text}".strip())
+        payload = (ack or {}).get("payload")
+        if isinstance(payload, dict) and (payload.get("text") or payload.get("blocks")):
+            entry = self.state.add_ephemeral(channel=channel_id, user=user_id, body=payload, origin=f"{command} ack")
+            hook_id = envelope["payload"]["response_url"].split("/hooks/", 1)[1]
+            self.state.hooks.get(hook_id, {}).setdefault("ephemeral_id", entry["id"])
+        if ack is not None:
+            await self._settle()
+        return self._back(user=user_id, channel=channel_id, command=command)
+
+    async def _handle_ui_action(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        user_id = form.get("user_id") or "U0ALICE"
+        action_type = form.get("action_type") or "button"
+        envelope = self.block_action_envelope(
+            action_id=form.get("action_id", ""),
+            value=form.get("value", ""),
+            user_id=user_id,
+            channel_id=form.get("channel_id") or None,
+            message_ts=form.get("message_ts") or None,
+            block_id=form.get("block_id") or "b",
+            view_id=form.get("view_id") or None,
+            action_type=action_type,
+            ephemeral_id=form.get("ephemeral_id") or None,
+            option_text=form.get("option_text"),
+            button_text=form.get("button_text"),
+        )
+        label = form.get("option_text") or form.get("button_text") or form.get("action_id", "")
+        if await self._ui_send(envelope, f"clicked {label!r} ({form.get('action_id', '')})") is not None:
+            await self._settle()
+        return self._back()
+
+    @staticmethod
+    def _state_values(view: dict[str, Any], form: Any) -> dict[str, Any]:
+        """``view.state.values`` in Slack's shapes from the submitted form fields."""
+        values: dict[str, Any] = {}
+        for block_id, action_id, element in input_fields(view):
+            kind = str(element.get("type"))
+            got = [str(v) for v in form.getall(field_name(block_id, action_id), []) if isinstance(v, str)]
+            first = got[0] if got else ""
+            options = {str(o.get("value", "")): o for o in options_of(element)}
+            entry: dict[str, Any] = {"type": kind}
+            if kind in TEXT_INPUTS:
+                entry["value"] = first or None
+            elif kind == "datepicker":
+                entry["selected_date"] = first or None
+            elif kind == "timepicker":
+                entry["selected_time"] = first or None
+            elif kind in ("static_select", "radio_buttons"):
+                opt = options.get(first)
+                entry["selected_option"] = (
+                    {"text": opt.get("text"), "value": first} if opt is not None else ({"text": {"type": "plain_text", "text": first}, "value": first} if first else None)
+                )
+            elif kind in SINGLE_SELECTS:
+                entry[SINGLE_SELECTS[kind]] = first or None
+            elif kind in ("checkboxes", "multi_static_select"):
+                entry["selected_options"] = [
+                    {"text": options[v].get("text"), "value": v} for v in got if v in options
+                ]
+            elif kind in MULTI_SELECTS:
+                entry[MULTI_SELECTS[kind]] = [v for v in got if v]
+            else:
+                entry["value"] = first or None
+            values.setdefault(block_id, {})[action_id] = entry
+        return values
+
+    async def _handle_ui_submit(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        view_id = str(form.get("view_id") or "")
+        user_id = str(form.get("user_id") or "U0ALICE")
+        view = self.state.views.get(view_id)
+        if view is None:
+            self.state.notice = f"submit: view {view_id} is not open"
+            return self._back()
+        values = self._state_values(view, form)
+        draft = {
+            field_name(b, a): [str(v) for v in form.getall(field_name(b, a), []) if isinstance(v, str)]
+            for b, a, _ in input_fields(view)
+        }
+        envelope = self.view_submission_envelope(
+            callback_id=str(view.get("callback_id", "")),
+            values=values,
+            user_id=user_id,
+            private_metadata=str(view.get("private_metadata", "")),
+            view_id=view_id,
+        )
+        ack = await self._ui_send(envelope, f"submitted {view.get('callback_id', '')!r}")
+        if ack is None:
+            self.state.view_drafts[view_id] = draft
+            return self._back()
+        payload = ack.get("payload") if isinstance(ack.get("payload"), dict) else {}
+        action = payload.get("response_action")
+        try:
+            if action == "errors":
+                self.state.view_errors[view_id] = {str(k): str(v) for k, v in (payload.get("errors") or {}).items()}
+                self.state.view_drafts[view_id] = draft
+                self.state.notice = f"submitted {view.get('callback_id', '')!r}: the bot answered with errors"
+            elif action == "update":
+                current = self.state.views.get(view_id, view)
+                new = self._web_api._materialize(
+                    payload.get("view") or {}, view_id=view_id, root_view_id=current.get("root_view_id", view_id),
+                    previous_view_id=current.get("previous_view_id"), expected_type=("modal",),
+                )
+                self.state.views[view_id] = new
+                self.state.view_errors.pop(view_id, None)
+                self.state.view_drafts.pop(view_id, None)
+            elif action == "push":
+                new_id = self.state.next_view_id()
+                new = self._web_api._materialize(
+                    payload.get("view") or {}, view_id=new_id, root_view_id=view.get("root_view_id", view_id),
+                    previous_view_id=view_id, expected_type=("modal",),
+                )
+                self.state.views[new_id] = new
+                self.state.view_drafts[view_id] = draft
+                self.state.modal_stack.append(new_id)
+            elif action == "clear":
+                for vid in list(self.state.modal_stack):
+                    self.state.close_modal(vid)
+            else:
+                self.state.close_modal(view_id)
+        except SlackError as err:
+            self.state.notice = f"submitted {view.get('callback_id', '')!r}: bad response_action view ({err})"
+        self.state.changed.notify()
+        await self._settle()
+        return self._back()
+
+    async def _handle_ui_close(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        view_id = str(form.get("view_id") or "")
+        user_id = str(form.get("user_id") or "U0ALICE")
+        view = self.state.views.get(view_id)
+        self.state.close_modal(view_id)
+        self.state.notice = f"closed {view_id}"
+        if view is not None and view.get("notify_on_close"):
+            payload = payloads.view_closed(
+                view=view, user_id=user_id, user_name=self.state.user_name(user_id), team_id=self.team_id,
+                team_domain=self.team_domain, api_app_id=self.app_id,
+            )
+            await self._ui_send(payloads.envelope("interactive", payload, accepts_response_payload=False), f"closed {view_id}")
+        return self._back()

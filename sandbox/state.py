@@ -103,6 +103,13 @@ class WorkspaceState:
         self.views: dict[str, dict[str, Any]] = {}
         self.home_views: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[FailureRule]] = {}
+        # What the HTML page shows as open: a stack of modal view ids (top = last), the
+        # ``response_action: errors`` of the last submit per view, the values typed into it,
+        # and one line of feedback about the last page action (e.g. "no bot connected").
+        self.modal_stack: list[str] = []
+        self.view_errors: dict[str, dict[str, str]] = {}
+        self.view_drafts: dict[str, dict[str, Any]] = {}
+        self.notice: str = ""
 
         # Directory data (survives reset()).
         self.users: dict[str, dict[str, Any]] = {}
@@ -130,6 +137,10 @@ class WorkspaceState:
         self.views.clear()
         self.home_views.clear()
         self.failures.clear()
+        self.modal_stack.clear()
+        self.view_errors.clear()
+        self.view_drafts.clear()
+        self.notice = ""
         self.changed.notify()
 
     # ---- fault injection --------------------------------------------------------------
@@ -226,6 +237,36 @@ class WorkspaceState:
     def channel_name(self, channel_id: str) -> str:
         info = self.channels.get(channel_id)
         return info["name"] if info else channel_id.lower()
+
+    def find_ephemeral(self, ephemeral_id: str) -> dict[str, Any] | None:
+        for eph in self.ephemerals:
+            if eph.get("id") == ephemeral_id:
+                return eph
+        return None
+
+    def add_ephemeral(self, *, channel: str, user: str, body: dict[str, Any], origin: str) -> dict[str, Any]:
+        """An ephemeral the page shows that did not come from chat.postEphemeral (an ack's
+        payload, a response_url post); ``id`` is its ``message_ts``, as for the others."""
+        ts = self.next_ts()
+        entry = {
+            "id": ts,
+            "message_ts": ts,
+            "channel": channel,
+            "user": user,
+            "text": body.get("text", ""),
+            "blocks": body.get("blocks"),
+            "origin": origin,
+        }
+        self.ephemerals.append(entry)
+        self.changed.notify()
+        return entry
+
+    def close_modal(self, view_id: str) -> None:
+        if view_id in self.modal_stack:
+            del self.modal_stack[self.modal_stack.index(view_id):]
+        self.view_errors.pop(view_id, None)
+        self.view_drafts.pop(view_id, None)
+        self.changed.notify()
 
     def find_message(self, channel_id: str, ts: str) -> dict[str, Any] | None:
         for msg in self.messages.get(channel_id, []):

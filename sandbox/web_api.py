@@ -328,7 +328,7 @@ class WebApi:
         if not _has_content(body):
             raise SlackError("no_text")
         message_ts = self.state.next_ts()
-        self.state.ephemerals.append({**params, **body, "channel": channel, "message_ts": message_ts})
+        self.state.ephemerals.append({**params, **body, "channel": channel, "message_ts": message_ts, "id": message_ts})
         self.state.changed.notify()
         return {"message_ts": message_ts}
 
@@ -403,6 +403,7 @@ class WebApi:
         spec = self._view_spec(params)
         view_id = self.state.next_view_id()
         view = self._materialize(spec, view_id=view_id, root_view_id=view_id, previous_view_id=None, expected_type=("modal",))
+        self.state.modal_stack[:] = [view_id]
         return self._store_view(view)
 
     def views_push(self, params: Params, request: web.Request) -> dict[str, Any]:
@@ -411,6 +412,7 @@ class WebApi:
         spec = self._view_spec(params)
         view_id = self.state.next_view_id()
         view = self._materialize(spec, view_id=view_id, root_view_id=view_id, previous_view_id=None, expected_type=("modal",))
+        self.state.modal_stack.append(view_id)
         return self._store_view(view)
 
     def _find_view(self, params: Params) -> dict[str, Any]:
@@ -436,6 +438,8 @@ class WebApi:
         )
         if not spec.get("external_id") and current.get("external_id"):
             view["external_id"] = current["external_id"]
+        self.state.view_errors.pop(view["id"], None)
+        self.state.view_drafts.pop(view["id"], None)
         for user_id, home in self.state.home_views.items():
             if home["id"] == view["id"]:
                 self.state.home_views[user_id] = view

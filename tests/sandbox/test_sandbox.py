@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from html.parser import HTMLParser
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -582,3 +583,272 @@ async def test_command_endpoint_without_a_bot_is_503(sb: SlackSandbox, http: aio
         body = await resp.json()
 
     assert (resp.status, body) == (503, {"error": "no bot connected"})
+
+
+# ---- The interactive page: forms a person clicks, driven like a browser ---------------
+
+
+class _FormScraper(HTMLParser):
+    """Every <form> of the page: its action, id, fields (hidden inputs) and button labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.buttons: list[dict] = []
+        self._form: dict | None = None
+        self._button: dict | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self._form = {"action": a.get("action"), "id": a.get("id"), "fields": {}, "buttons": []}
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None and a.get("type") == "hidden":
+            self._form["fields"][a["name"]] = a.get("value", "")
+        elif tag == "button":
+            self._button = {"attrs": a, "label": "", "form": self._form}
+            self.buttons.append(self._button)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        elif tag == "button":
+            self._button = None
+
+    def handle_data(self, data: str) -> None:
+        if self._button is not None:
+            self._button["label"] += data
+
+
+def scrape(page: str) -> _FormScraper:
+    scraper = _FormScraper()
+    scraper.feed(page)
+    return scraper
+
+
+def action_form(page: str, label: str) -> dict:
+    """The hidden fields a click on the button labelled ``label`` posts to /sandbox/ui/action."""
+    scraper = scrape(page)
+    for button in scraper.buttons:
+        if button["label"] == label:
+            target = button["attrs"].get("form")
+            form = next(f for f in scraper.forms if f["id"] == target) if target else button["form"]
+            assert form["action"] == "/sandbox/ui/action"
+            return {**form["fields"], "_onclick": button["attrs"].get("onclick")}
+    raise AssertionError(f"no button {label!r} on the page")
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[aiohttp.ClientSession]:
+    """A session that keeps the page's cookies (loopback IPs need an unsafe cookie jar)."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def post_form(browser: aiohttp.ClientSession, sb: SlackSandbox, path: str, data) -> str:
+    """POST like a browser: 303 back to / and the page it then shows."""
+    async with browser.post(sb.base_url + path, data=data) as resp:
+        assert [r.status for r in resp.history] == [303] and resp.url.path == "/"
+        return await resp.text()
+
+
+async def get_page(browser: aiohttp.ClientSession, sb: SlackSandbox) -> str:
+    async with browser.get(sb.base_url + "/") as resp:
+        return await resp.text()
+
+
+def _button(action_id: str, label: str, value: str = "", **extra) -> dict:
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value, **extra}
+
+
+async def test_page_command_form_shows_the_ack_as_an_ephemeral(
+    sb: SlackSandbox, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    sb.set_user("U0BOB", name="bob")
+    seen = pulser_command(app)
+    await connect(app)
+
+    page = await post_form(browser, sb, "/sandbox/ui/command", {"user_id": "U0BOB", "channel_id": "C0OPS", "command": "/pulser", "text": "status <now>"})
+
+    assert (seen[0]["user_id"], seen[0]["user_name"], seen[0]["text"]) == ("U0BOB", "bob", "status <now>")
+    assert "Pulser is up (status &lt;now&gt;)" in page and "only visible to U0BOB" in page
+    assert '<option value="U0BOB" selected>' in page  # the page remembers who you are
+
+
+async def test_page_command_form_without_a_bot_says_so(sb: SlackSandbox, browser: aiohttp.ClientSession) -> None:
+    page = await post_form(browser, sb, "/sandbox/ui/command", {"text": "help"})
+
+    assert "no bot connected" in page
+
+
+async def test_page_button_on_a_message_runs_the_listener(
+    sb: SlackSandbox, web: AsyncWebClient, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    confirm = {"title": {"type": "plain_text", "text": "Sure?"}, "text": {"type": "plain_text", "text": "Ack <b>it</b> 'now'"}}
+    blocks = [{"type": "actions", "block_id": "alert", "elements": [_button("ack_alert", "Ack", "alert-1", confirm=confirm)]}]
+    posted = await web.chat_postMessage(channel="C0OPS", text="Alert firing", blocks=blocks)
+    clicks: list[dict] = []
+
+    @app.action("ack_alert")
+    async def _ack_alert(ack, body, client):
+        clicks.append(body)
+        await ack()
+        await client.chat_update(channel=body["channel"]["id"], ts=body["container"]["message_ts"], text=f"acked by {body['user']['id']}")
+
+    await connect(app)
+    raw = await get_page(browser, sb)
+    fields = action_form(raw, "Ack")
+    onclick = fields.pop("_onclick")
+
+    assert "Ack <b>it</b>" not in raw and "Ack &lt;b&gt;it&lt;/b&gt; &#x27;now&#x27;" in raw
+    assert onclick == "return confirm(" + json.dumps("Sure?\nAck <b>it</b> 'now'") + ")"
+    page = await post_form(browser, sb, "/sandbox/ui/action", fields)
+
+    [body] = clicks
+    assert body["container"] == {"type": "message", "message_ts": posted["ts"], "channel_id": "C0OPS", "is_ephemeral": False}
+    assert (body["actions"][0]["action_id"], body["actions"][0]["value"], body["actions"][0]["block_id"]) == ("ack_alert", "alert-1", "alert")
+    assert "acked by U0ALICE" in page and sb.messages["C0OPS"][0]["text"] == "acked by U0ALICE"
+
+
+async def test_page_button_in_an_ephemeral_is_replaced_by_respond(
+    sb: SlackSandbox, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    overflow = {"type": "overflow", "action_id": "more", "options": [
+        {"text": {"type": "plain_text", "text": "Snooze 1h"}, "value": "1h"},
+        {"text": {"type": "plain_text", "text": "Delete"}, "value": "delete"},
+    ]}
+    blocks = [{"type": "section", "block_id": "s", "text": {"type": "mrkdwn", "text": "3 alerts"}, "accessory": overflow}]
+    clicks: list[dict] = []
+
+    @app.command("/pulser")
+    async def _pulser(ack):
+        await ack(text="3 alerts", blocks=blocks)
+
+    @app.action("more")
+    async def _more(ack, body, respond):
+        clicks.append(body)
+        await ack()
+        if body["actions"][0]["selected_option"]["value"] == "delete":
+            await respond(delete_original=True)
+        else:
+            await respond(replace_original=True, text=f"snoozed {body['actions'][0]['selected_option']['value']}")
+
+    await connect(app)
+    page = await post_form(browser, sb, "/sandbox/ui/command", {"text": "alerts"})
+    page = await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(page, "Snooze 1h").items() if k != "_onclick"})
+
+    container, action = clicks[0]["container"], clicks[0]["actions"][0]
+    assert container["is_ephemeral"] is True and "message" not in clicks[0] and clicks[0]["response_url"]
+    assert action["type"] == "overflow" and action["selected_option"] == {"text": {"type": "plain_text", "text": "Snooze 1h", "emoji": True}, "value": "1h"}
+    assert "snoozed 1h" in page and "3 alerts" not in page.split("<h2>Response URL posts</h2>")[0]
+    assert [e["text"] for e in sb.ephemerals] == ["snoozed 1h"]
+
+
+async def test_page_modal_shows_errors_then_closes_with_slack_shaped_values(
+    sb: SlackSandbox, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    modal = {
+        "type": "modal",
+        "callback_id": "silence",
+        "private_metadata": "meta-1",
+        "title": {"type": "plain_text", "text": "Silence <alerts>"},
+        "submit": {"type": "plain_text", "text": "Silence"},
+        "blocks": [
+            {"type": "input", "block_id": "dur", "label": {"type": "plain_text", "text": "Minutes"},
+             "element": {"type": "plain_text_input", "action_id": "minutes", "initial_value": "30"}},
+            {"type": "input", "block_id": "sev", "label": {"type": "plain_text", "text": "Severity"},
+             "element": {"type": "static_select", "action_id": "level", "options": [
+                 {"text": {"type": "plain_text", "text": "High"}, "value": "high"},
+                 {"text": {"type": "plain_text", "text": "Low"}, "value": "low"}]}},
+            {"type": "input", "block_id": "who", "label": {"type": "plain_text", "text": "Owner"},
+             "element": {"type": "users_select", "action_id": "user"}},
+            {"type": "input", "block_id": "where", "optional": True, "label": {"type": "plain_text", "text": "Channel"},
+             "element": {"type": "conversations_select", "action_id": "conv"}},
+        ],
+    }
+    submitted: list[dict] = []
+
+    @app.command("/pulser")
+    async def _pulser(ack, body, client):
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+    @app.view("silence")
+    async def _silence(ack, view):
+        submitted.append(view)
+        if not view["state"]["values"]["dur"]["minutes"]["value"].isdigit():
+            await ack(response_action="errors", errors={"dur": "Minutes must be a <number>"})
+        else:
+            await ack()
+
+    sb.set_user("U0ALICE", name="alice")
+    sb.add_channel("C0OPS", "ops")
+    await connect(app)
+    await post_form(browser, sb, "/sandbox/ui/command", {"text": "silence"})
+    page = await get_page(browser, sb)
+    [form] = [f for f in scrape(page).forms if f["action"] == "/sandbox/ui/submit"]
+
+    assert "Silence &lt;alerts&gt;" in page and 'name="dur::minutes" value="30"' in page
+    assert '<option value="U0ALICE">alice (U0ALICE)</option>' in page and '<option value="C0OPS">#ops (C0OPS)</option>' in page
+    bad = {**form["fields"], "dur::minutes": "soon", "sev::level": "high", "who::user": "U0ALICE", "where::conv": ""}
+    page = await post_form(browser, sb, "/sandbox/ui/submit", bad)
+
+    assert "Minutes must be a &lt;number&gt;" in page and 'name="dur::minutes" value="soon"' in page
+    page = await post_form(browser, sb, "/sandbox/ui/submit", {**bad, "dur::minutes": "15"})
+
+    assert "/sandbox/ui/submit" not in page and sb.state.modal_stack == []
+    view = submitted[-1]
+    assert (view["callback_id"], view["private_metadata"]) == ("silence", "meta-1")
+    assert view["state"]["values"] == {
+        "dur": {"minutes": {"type": "plain_text_input", "value": "15"}},
+        "sev": {"level": {"type": "static_select", "selected_option": {"text": {"type": "plain_text", "text": "High"}, "value": "high"}}},
+        "who": {"user": {"type": "users_select", "selected_user": "U0ALICE"}},
+        "where": {"conv": {"type": "conversations_select", "selected_conversation": None}},
+    }
+
+
+async def test_page_modal_update_ack_and_cancel(
+    sb: SlackSandbox, web: AsyncWebClient, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    step = {"type": "modal", "callback_id": "wizard", "notify_on_close": True, "title": {"type": "plain_text", "text": "Step 1"},
+            "blocks": [{"type": "input", "block_id": "n", "label": {"type": "plain_text", "text": "Name"},
+                        "element": {"type": "plain_text_input", "action_id": "v"}}]}
+    closed = asyncio.Event()
+
+    @app.view("wizard")
+    async def _wizard(ack):
+        await ack(response_action="update", view={**step, "title": {"type": "plain_text", "text": "Step 2"}})
+
+    @app.view_closed("wizard")
+    async def _closed(ack):
+        await ack()
+        closed.set()
+
+    await connect(app)
+    opened = (await web.views_open(trigger_id="1.2.abc", view=step))["view"]
+    page = await post_form(browser, sb, "/sandbox/ui/submit", {"view_id": opened["id"], "user_id": "U0ALICE", "n::v": "x"})
+
+    assert "Step 2" in page and sb.state.modal_stack == [opened["id"]]
+    page = await post_form(browser, sb, "/sandbox/ui/close", {"view_id": opened["id"], "user_id": "U0ALICE"})
+    await asyncio.wait_for(closed.wait(), timeout=3)
+    assert "Step 2" not in page and sb.state.modal_stack == []
+
+
+async def test_page_home_tab_button_has_a_view_container(
+    sb: SlackSandbox, web: AsyncWebClient, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    home = {"type": "home", "blocks": [{"type": "actions", "block_id": "h", "elements": [_button("refresh", "Refresh <all>")]}]}
+    published = (await web.views_publish(user_id="U0BOB", view=home))["view"]
+    clicks: list[dict] = []
+
+    @app.action("refresh")
+    async def _refresh(ack, body, client):
+        clicks.append(body)
+        await ack()
+        await client.views_publish(user_id=body["user"]["id"], view={"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Refreshed"}}]})
+
+    await connect(app)
+    page = await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(await get_page(browser, sb), "Refresh <all>").items() if k != "_onclick"})
+
+    assert clicks[0]["container"] == {"type": "view", "view_id": published["id"]} and clicks[0]["user"]["id"] == "U0BOB"
+    assert "Refreshed" in page
