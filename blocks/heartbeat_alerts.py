@@ -54,8 +54,6 @@ def alert_message(view: AlertView) -> dict:
     """The whole message: text (for notifications and screen readers), coloured blocks, buttons."""
     title = headline(view)
     details = f"*Expected* {view.expected} · *grace* {view.grace}"
-    if view.kind == "heartbeat_fail" and view.last_seen_ago:
-        details += f" · *failed* {view.last_seen_ago} ago"
     blocks: list[dict] = [
         {"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
         {"type": "context", "block_id": "details", "elements": [{"type": "mrkdwn", "text": details}]},

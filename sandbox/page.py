@@ -208,6 +208,16 @@ def _message_html(msg: dict[str, Any], label: str = "", ctx: dict[str, Any] | No
         blocks = "\n".join(block_lines(msg.get("blocks")))
         if blocks:
             out += f"<pre>{escape(blocks)}</pre>"
+    # Slack renders the blocks of secondary attachments too (a coloured bar beside them).
+    for attachment in msg.get("attachments") or []:
+        if not isinstance(attachment, dict):
+            continue
+        colour = str(attachment.get("color", "#ccc"))
+        colour = colour if colour.startswith("#") and len(colour) <= 9 and colour[1:].isalnum() else "#ccc"
+        inner = blocks_html(attachment.get("blocks"), ctx, _Forms(detached=False)) if ctx is not None else (
+            f"<pre>{escape(chr(10).join(block_lines(attachment.get('blocks'))))}</pre>"
+        )
+        out += f'<div class="attachment" style="border-left: 4px solid {colour}; padding-left: 8px">{inner}</div>'
     return out + "</div>"
 
 
@@ -376,7 +386,8 @@ def render_page(snapshot: dict[str, Any]) -> str:
         who = f"only visible to {eph.get('user', '?')} in {eph.get('channel', '?')}"
         if eph.get("origin"):
             who += f" · from {eph['origin']}"
-        msg = {"ts": eph.get("message_ts", ""), "text": eph.get("text", ""), "blocks": eph.get("blocks")}
+        msg = {"ts": eph.get("message_ts", ""), "text": eph.get("text", ""), "blocks": eph.get("blocks"),
+               "attachments": eph.get("attachments")}
         ctx = {"ephemeral_id": eph.get("id") or eph.get("message_ts", ""), "channel_id": eph.get("channel"), "user_id": user}
         parts.append(_message_html(msg, label=who, ctx=ctx, css="eph"))
 
@@ -405,7 +416,7 @@ def render_page(snapshot: dict[str, Any]) -> str:
     for post in snapshot["response_url_posts"]:
         body = post["body"]
         if isinstance(body, dict):
-            msg = {"ts": "", "text": body.get("text", ""), "blocks": body.get("blocks")}
+            msg = {"ts": "", "text": body.get("text", ""), "blocks": body.get("blocks"), "attachments": body.get("attachments")}
             flags = " ".join(
                 f"{k}={body[k]}" for k in ("response_type", "replace_original", "delete_original") if k in body
             )

@@ -852,3 +852,22 @@ async def test_page_home_tab_button_has_a_view_container(
 
     assert clicks[0]["container"] == {"type": "view", "view_id": published["id"]} and clicks[0]["user"]["id"] == "U0BOB"
     assert "Refreshed" in page
+
+
+async def test_page_buttons_inside_message_attachments_work(
+    sb: SlackSandbox, web: AsyncWebClient, app: AsyncApp, connect: Connect, browser: aiohttp.ClientSession
+) -> None:
+    blocks = [{"type": "actions", "block_id": "alert_actions", "elements": [_button("ack_alert", "Ack", "7")]}]
+    await web.chat_postMessage(channel="C0OPS", text="Alert firing", attachments=[{"color": "#d62828", "blocks": blocks}])
+    clicks: list[dict] = []
+
+    @app.action("ack_alert")
+    async def _ack_alert(ack, body):
+        clicks.append(body)
+        await ack()
+
+    await connect(app)
+    raw = await get_page(browser, sb)
+    assert "border-left: 4px solid #d62828" in raw
+    await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(raw, "Ack").items() if k != "_onclick"})
+    assert [c["actions"][0]["value"] for c in clicks] == ["7"]
