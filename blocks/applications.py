@@ -383,6 +383,7 @@ def apps_list(
     apps: Sequence[AppSummary],
     *,
     total: int | None = None,
+    counts: dict[str, int] | None = None,
     notice: str | None = None,
     max_blocks: int = MAX_MESSAGE_BLOCKS,
 ) -> dict:
@@ -390,7 +391,8 @@ def apps_list(
 
     Each app takes two blocks (text, buttons), so a long list is cut to fit Slack's block limit and
     says how many it left out. `total` is the number of apps that exist when `apps` is not all of
-    them; `notice` is mrkdwn (see `change_notice`) shown on top.
+    them, and `counts` (status → number) the whole fleet's; `notice` is mrkdwn (see
+    `change_notice`) shown on top.
     """
     total = len(apps) if total is None else max(total, len(apps))
     ordered = sorted(apps, key=_attention_order)
@@ -402,7 +404,9 @@ def apps_list(
         head.append(_section(empty, "apps_header"))
         return {"response_type": "ephemeral", "text": "No applications registered yet.", "blocks": head}
 
-    counts = {status: sum(1 for a in ordered if a.status == status) for status in ("down", "late")}
+    if counts is None:
+        counts = {status: sum(1 for a in ordered if a.status == status) for status in ("down", "late")}
+    counts = {status: counts.get(status, 0) for status in ("down", "late")}
     summary = f"*Applications* · {total} total"
     summary += "".join(f" · {STATUS_EMOJI[s]} {n} {s}" for s, n in counts.items() if n)
     head.append(_section(summary, "apps_header"))

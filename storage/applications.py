@@ -237,6 +237,24 @@ async def list_applications(pool: asyncpg.Pool, *, limit: int = 1000, offset: in
     return [Application.from_row(r) for r in rows]
 
 
+async def list_by_attention(pool: asyncpg.Pool, *, limit: int) -> list[Application]:
+    """Down apps first, then late ones, then the rest, each by name: what a person should see
+    first when the whole fleet does not fit in one message."""
+    rows = await pool.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM applications
+         WHERE deleted_at IS NULL
+         ORDER BY CASE WHEN is_active AND state = 'down' THEN 0
+                       WHEN is_active AND state = 'up' AND due_at < now() THEN 1
+                       ELSE 2 END,
+                  lower(name)
+         LIMIT $1
+        """,
+        limit,
+    )
+    return [Application.from_row(r) for r in rows]
+
+
 async def count_by_state(pool: asyncpg.Pool) -> dict[str, int]:
     rows = await pool.fetch(
         """

@@ -42,3 +42,17 @@ async def test_an_edit_of_a_deleted_app_changes_nothing(pool):
     await applications.delete_application(pool, app.id)
     spec = validate_application({"grace_period": 30}, default_channel="#ops", current=app.spec)
     assert await applications.update_application(pool, app.id, spec, clock_after_edit=clock_after_edit) is None
+
+
+async def test_the_attention_list_puts_down_then_late_apps_first_whatever_their_names(pool):
+    now = datetime.now(timezone.utc)
+    for i in range(30):
+        spec = validate_application({"name": f"a-{i:02}", "expected_interval": 600}, default_channel="#ops")
+        await applications.create_application(pool, spec, created_by=None)
+    late = await registered_and_up(pool, at=now - timedelta(seconds=630))  # due passed, within grace
+    await pool.execute("UPDATE applications SET name = 'y-late' WHERE id = $1", late.id)
+    down = await registered_and_up(pool, at=now - timedelta(hours=2))
+    await pool.execute("UPDATE applications SET name = 'z-down' WHERE id = $1", down.id)
+    await applications.claim_overdue(pool)  # marks z-down down; y-late is still within its grace
+    first = await applications.list_by_attention(pool, limit=3)
+    assert [a.name for a in first] == ["z-down", "y-late", "a-00"]

@@ -59,9 +59,9 @@ from storage.heartbeats import list_heartbeats
 
 log = structlog.get_logger(__name__)
 
-# More apps than this are not read for one `/pulser apps`; the list shows ~24 anyway and the
-# total comes from a count, so the "N more" line stays right.
-LIST_READ_LIMIT = 2000
+# The list shows ~24 apps (Slack's 50-block limit); storage orders them down, late, then by name,
+# and the totals come from a count, so reading a few more than fit is enough.
+LIST_READ_LIMIT = 50
 DELETED_MEANWHILE = "This app was deleted meanwhile; close this form."
 
 
@@ -86,12 +86,10 @@ def summarize(app: Application, now: datetime) -> AppSummary:
 
 
 async def apps_message(services: SlackServices, notice: str | None = None) -> dict:
-    apps = await store.list_applications(services.pool, limit=LIST_READ_LIMIT)
-    total = len(apps)
-    if total >= LIST_READ_LIMIT:  # there may be more than we read
-        total = sum((await store.count_by_state(services.pool)).values())
+    apps = await store.list_by_attention(services.pool, limit=LIST_READ_LIMIT)
+    counts = await store.count_by_state(services.pool)
     now = datetime.now(timezone.utc)
-    return apps_list([summarize(app, now) for app in apps], total=total, notice=notice)
+    return apps_list([summarize(app, now) for app in apps], total=sum(counts.values()), counts=counts, notice=notice)
 
 
 # --- /pulser register and /pulser apps (dispatched by handlers.slack.commands) --------------------
