@@ -70,6 +70,9 @@ class Metrics:
         self.heartbeats_missed = Counter(
             "pulser_heartbeats_missed_total", "Applications marked down because a deadline passed.", registry=r
         )
+        self.self_pings = Counter(
+            "pulser_self_pings_total", "Dead-man's-switch pings by outcome (sent, skipped, failed).", ["outcome"], registry=r
+        )
         self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
         self.up.set(1)
         self.start_time.set(time.time())

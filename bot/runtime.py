@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,7 @@ from alerts.notifier import HeartbeatNotifier
 from jobs import retention
 from jobs.heartbeat_watcher import HeartbeatWatcher
 from jobs.ledger_worker import LedgerWorker, worker_name
+from jobs.self_ping import INTERVAL_SECONDS, SelfPing
 from storage import applications, database, envelopes, notifications
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
@@ -68,6 +70,7 @@ class Runtime:
         self.supervisor: ConnectionSupervisor | None = None
         self.notifier: HeartbeatNotifier | None = None
         self.watcher: HeartbeatWatcher | None = None
+        self.self_ping: SelfPing | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -124,6 +127,15 @@ class Runtime:
         )
         await self.watcher.start()
         self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
+
+        if self.settings.self_ping_url:
+            self.self_ping = SelfPing(
+                self.settings.self_ping_url, self._healthy, on_outcome=lambda o: self.metrics.self_pings.labels(o).inc()
+            )
+            self.scheduler.add_job(
+                self.self_ping.run_once, "interval", seconds=INTERVAL_SECONDS, id="self-ping",
+                next_run_time=datetime.now(timezone.utc) + timedelta(seconds=5),  # once the parts are up
+            )
 
         if self.runs_sidecar:
             self.heartbeat_writer = HeartbeatWriter(
@@ -207,6 +219,10 @@ class Runtime:
         if self.settings.public_url is not None or self.http_port is None:
             return self.settings.public_base_url
         return f"http://{self.settings.http_host}:{self.http_port}"
+
+    async def _healthy(self) -> bool:
+        report = await self.health_report()
+        return all(part["status"] != "down" for part in report["components"].values())
 
     def _on_missed(self, count: int) -> None:
         self.metrics.heartbeats_missed.inc(count)
@@ -314,6 +330,9 @@ class Runtime:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             self.metrics.scheduler_running.set(0)
+        if self.self_ping is not None:
+            await self.self_ping.close()
+            self.self_ping = None
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

@@ -61,6 +61,7 @@ class Settings:
     sandbox_port: int = 8081
     public_url: str | None = None  # how heartbeat senders reach the sidecar; None: http://host:port
     heartbeat_history: int = 100
+    self_ping_url: str | None = field(default=None, repr=False)  # a dead-man's switch for Pulser itself
 
     @property
     def public_base_url(self) -> str:
@@ -87,6 +88,7 @@ class Settings:
             self.github_webhook_secret,
             self.heroku_webhook_secret,
             self.webhook_token,
+            self.self_ping_url,  # a ping URL is a capability: whoever has it can keep the check green
         ]
         return [v for v in values if v]
 
@@ -145,6 +147,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "PULSER_SANDBOX_PORT", 8081, _int_between("PULSER_SANDBOX_PORT", 0, 65535, "a TCP port")
         ),
         public_url=env.get("PULSER_PUBLIC_URL", None, _http_url("PULSER_PUBLIC_URL")),
+        self_ping_url=env.get("PULSER_SELF_PING_URL", None, _http_url("PULSER_SELF_PING_URL")),
         heartbeat_history=env.get(
             "HEARTBEAT_HISTORY", 100, _int_between("HEARTBEAT_HISTORY", 1, 100000, "heartbeats kept per app")
         ),
