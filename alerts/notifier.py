@@ -197,12 +197,13 @@ class HeartbeatNotifier:
             outcome = await self._send(row)
         except SlackApiError as exc:
             error = str(exc.response.get("error") if exc.response is not None else exc)
-            permanent = error in PERMANENT_SLACK_ERRORS
-            retrying = False if permanent else await notifications.mark_retry(
-                self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts
-            )
-            if permanent:
-                await notifications.mark_retry(self.pool, row["id"], f"slack: {error}", max_attempts=0)
+            if error in PERMANENT_SLACK_ERRORS:
+                await notifications.mark_failed(self.pool, row["id"], f"slack: {error}")
+                retrying = False
+            else:
+                retrying = await notifications.mark_retry(
+                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts
+                )
             self._on_outcome(row["kind"], "retrying" if retrying else "failed")
             bound.warning("notification.slack_error", error=error, retrying=retrying)
             return

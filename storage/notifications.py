@@ -87,6 +87,15 @@ async def mark_suppressed(pool: asyncpg.Pool, notification_id: int, reason: str)
     )
 
 
+async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> None:
+    """Give up at once: an error no retry can fix (the channel is gone, the token revoked)."""
+    await pool.execute(
+        "UPDATE notifications SET status = 'failed', last_error = left($2, 2000) WHERE id = $1",
+        notification_id,
+        error,
+    )
+
+
 async def mark_retry(
     pool: asyncpg.Pool, notification_id: int, error: str, *, max_attempts: int, base_delay: timedelta = timedelta(seconds=5)
 ) -> bool:

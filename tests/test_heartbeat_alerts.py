@@ -381,3 +381,13 @@ async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting
         await other_process.close()
     [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
     assert message_text(post) == "🚨 nightly-backup reported a failure"
+
+
+async def test_an_error_no_retry_can_fix_fails_the_alert_at_once_and_shows_in_health(pulser, sandbox):
+    sandbox.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
+    app = await register(pulser.pool, interval=60, grace=0)
+    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=5))
+    row = await eventually(lambda: _settled(pulser.pool, app))
+    assert [(r["status"], r["attempts"], r["last_error"]) for r in row] == [("failed", 1, "slack: channel_not_found")]
+    health = await pulser.health_report()
+    assert health["components"]["slack_delivery"]["failed"] == 1

@@ -146,3 +146,18 @@ async def test_release_claims_makes_rows_due_now_for_another_process(pool):
     assert await envelopes.release_claims(pool, "me", [pk]) == 1
     claimed = await envelopes.claim_due(pool, worker="other", sources=["sentry"], limit=10, max_attempts=5)
     assert [c.id for c in claimed] == [pk]
+
+
+async def test_processed_rows_older_than_the_retention_are_deleted_and_others_kept(pool):
+    old_done = await record(pool, envelope_id="old-done", claimed_by="me")
+    old_failed = await record(pool, envelope_id="old-failed", claimed_by="me")
+    new_done = await record(pool, envelope_id="new-done", claimed_by="me")
+    for pk in (old_done, new_done):
+        await envelopes.mark_processed(pool, pk)
+    await envelopes.mark_failed(pool, old_failed, "x", max_attempts=5)
+    await pool.execute(
+        "UPDATE envelopes SET received_at = now() - interval '15 days' WHERE id = ANY($1::bigint[])", [old_done, old_failed]
+    )
+    assert await envelopes.delete_processed_before(pool, days=14) == 1
+    remaining = await pool.fetchval("SELECT array_agg(envelope_id ORDER BY envelope_id) FROM envelopes")
+    assert remaining == ["new-done", "old-failed"], "failed rows stay until someone looks"
