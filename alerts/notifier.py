@@ -138,7 +138,7 @@ class HeartbeatNotifier:
 
     async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
-            rows = await notifications.claim_due(self.pool, limit=limit)
+            rows = await notifications.claim_due(self.pool, kinds=notifications.HEARTBEAT_KINDS, limit=limit)
             storms, singles = await self._split_storms(rows)
             for channel, group in storms.items():
                 await self._deliver_storm(channel, group)

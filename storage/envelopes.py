@@ -241,3 +241,15 @@ async def delete_processed_before(pool: asyncpg.Pool, *, days: int, batch: int =
         total += deleted
         if deleted < batch:
             return total
+
+
+async def last_received_by_source(pool: asyncpg.Pool, sources: list[str]) -> dict[str, datetime | None]:
+    """When each source last delivered anything (one index probe per source)."""
+    rows = await pool.fetch(
+        """
+        SELECT s.source, (SELECT max(received_at) FROM envelopes e WHERE e.source = s.source) AS last
+          FROM unnest($1::text[]) AS s(source)
+        """,
+        sources,
+    )
+    return {r["source"]: r["last"] for r in rows}

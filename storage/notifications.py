@@ -16,10 +16,13 @@ from typing import Any, Sequence
 import asyncpg
 
 ALERT_KINDS = ("heartbeat_down", "heartbeat_fail")
+HEARTBEAT_KINDS = (*ALERT_KINDS, "heartbeat_recovered")
+# Delivered by the incident notifier: a thread reply to an incident message, or a fresh post.
+INCIDENT_KINDS = ("incident_reply", "incident_post")
 # NOTIFY'd (in the enqueuing transaction, so at commit) to wake a notifier in another process.
 NOTIFY_CHANNEL = "pulser_notifications"
 
-_COLUMNS = "id, kind, app_id, payload, status, attempts, last_error, created_at, slack_channel, slack_ts"
+_COLUMNS = "id, kind, app_id, incident_id, payload, status, attempts, last_error, created_at, slack_channel, slack_ts"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class NewNotification:
     kind: str  # heartbeat_fail | heartbeat_recovered | …
     app_id: int | None
     payload: dict[str, Any]
+    incident_id: int | None = None
 
 
 async def enqueue_notifications(conn: asyncpg.Connection, rows: Sequence[NewNotification]) -> None:
@@ -36,12 +40,13 @@ async def enqueue_notifications(conn: asyncpg.Connection, rows: Sequence[NewNoti
     # jsonb goes over the wire as text: the pool's codec covers jsonb values, not jsonb[] arrays.
     await conn.execute(
         """
-        INSERT INTO notifications (kind, app_id, payload)
-        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]::jsonb[])
+        INSERT INTO notifications (kind, app_id, payload, incident_id)
+        SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[]::jsonb[], $4::bigint[])
         """,
         [r.kind for r in rows],
         [r.app_id for r in rows],
         [json.dumps(r.payload, separators=(",", ":")) for r in rows],
+        [r.incident_id for r in rows],
     )
     await announce(conn)
 
@@ -51,14 +56,17 @@ async def announce(conn: asyncpg.Connection | asyncpg.Pool) -> None:
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
-async def claim_due(pool: asyncpg.Pool, *, limit: int = 100, lease: timedelta = timedelta(seconds=60)) -> list[dict]:
+async def claim_due(
+    pool: asyncpg.Pool, *, kinds: Sequence[str], limit: int = 100, lease: timedelta = timedelta(seconds=60)
+) -> list[dict]:
+    """Claim due rows of the given kinds: each notifier delivers only what it knows how to render."""
     rows = await pool.fetch(
         f"""
         UPDATE notifications
            SET attempts = attempts + 1, next_attempt_at = now() + $2::interval
          WHERE id IN (
                SELECT id FROM notifications
-                WHERE status = 'pending' AND next_attempt_at <= now()
+                WHERE status = 'pending' AND next_attempt_at <= now() AND kind = ANY($3::text[])
                 ORDER BY id
                 LIMIT $1
                   FOR UPDATE SKIP LOCKED)
@@ -66,6 +74,7 @@ async def claim_due(pool: asyncpg.Pool, *, limit: int = 100, lease: timedelta = 
         """,
         limit,
         lease,
+        list(kinds),
     )
     return sorted((dict(r) for r in rows), key=lambda r: r["id"])
 
@@ -97,15 +106,24 @@ async def mark_failed(pool: asyncpg.Pool, notification_id: int, error: str) -> N
 
 
 async def mark_retry(
-    pool: asyncpg.Pool, notification_id: int, error: str, *, max_attempts: int, base_delay: timedelta = timedelta(seconds=5)
+    pool: asyncpg.Pool,
+    notification_id: int,
+    error: str,
+    *,
+    max_attempts: int,
+    base_delay: timedelta = timedelta(seconds=5),
+    not_before: timedelta | None = None,
 ) -> bool:
-    """Schedule another try with exponential backoff (capped at 10 min); False once given up."""
+    """Schedule another try with exponential backoff (capped at 10 min), but no sooner than
+    `not_before` (Slack's Retry-After); False once given up."""
     status = await pool.fetchval(
         """
         UPDATE notifications
            SET last_error = left($2, 2000),
                status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-               next_attempt_at = now() + LEAST(interval '10 minutes', $4::interval * power(2, attempts - 1))
+               next_attempt_at = now() + GREATEST(
+                   coalesce($5::interval, interval '0'),
+                   LEAST(interval '10 minutes', $4::interval * power(2, attempts - 1)))
          WHERE id = $1
         RETURNING status
         """,
@@ -113,6 +131,7 @@ async def mark_retry(
         error,
         max_attempts,
         base_delay,
+        not_before,
     )
     return status == "pending"
 
