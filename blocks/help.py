@@ -7,6 +7,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pulser help", "Show this help."),
     ("/pulser apps", "List monitored apps with status and last heartbeat; pause, edit, delete, see heartbeats."),
     ("/pulser register [name]", "Register an app for heartbeat monitoring and get its curl lines (admins)."),
+    ("/pulser rules", "Alert routing rules in order: add, edit, delete, move (admins change them)."),
+    ("/pulser silence env=staging service=api 2h [comment]", "Silence matching alerts for a while (admins)."),
+    ("/pulser silence list | expire <id>", "Active silences; end one early."),
 ]
 
 CAPABILITIES = [

@@ -1,4 +1,4 @@
-"""The `pulser` command: run | bot | sidecar | migrate, and --version.
+"""The `pulser` command: run | bot | sidecar | migrate | send-alert, and --version.
 
 Exit codes: 0 on a clean stop, 2 for bad settings or usage (one line on stderr naming what to fix),
 1 when start-up fails for another reason.
@@ -16,6 +16,7 @@ import structlog
 
 from bot import __version__
 from bot.logging import configure_logging
+from alerts.normalized import SEVERITIES
 from bot.settings import Settings, SettingsError, load_settings
 
 log = structlog.get_logger("pulser")
@@ -26,6 +27,7 @@ COMMANDS = {
     "sidecar": "run only the HTTP sidecar (heartbeats, webhooks, API, /health, /metrics) and the scheduler",
     "migrate": "apply database migrations and exit",
 }
+SEND_ALERT_HELP = "post an alert through the pipeline (POST /webhooks/generic on a running Pulser)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text)
+    send = sub.add_parser("send-alert", help=SEND_ALERT_HELP, description=SEND_ALERT_HELP + (
+        ". Authenticates with PULSER_WEBHOOK_TOKEN; the alert is grouped, routed, silenced and posted like any other."
+    ))
+    send.add_argument("--title", required=True, help="what is wrong, one line")
+    send.add_argument("--severity", default="high", choices=SEVERITIES, help="default: high")
+    send.add_argument("--message", default="", help="details (the alert's description)")
+    send.add_argument("--service", default="", help="affected service; routing rules match on it")
+    send.add_argument("--env", default="", help="environment, e.g. production")
+    send.add_argument("--fingerprint", help="identifies the problem across repeats (default: service + title)")
+    send.add_argument("--link", help="an http(s) URL with more detail")
+    send.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag; repeatable")
+    send.add_argument("--resolve", action="store_true", help="send the alert as resolved (closes its incident)")
+    send.add_argument("--url", help="Pulser's base URL (default: PULSER_PUBLIC_URL, else http://PULSER_HTTP_HOST:PULSER_HTTP_PORT)")
     return parser
 
 
@@ -53,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "send-alert":
+            return send_alert(args, settings)
         return asyncio.run(_serve(settings, args.command))
     except KeyboardInterrupt:
         return 0
@@ -77,6 +94,53 @@ async def _migrate(settings: Settings) -> int:
             await embedded.stop()
     print(f"pulser: {len(applied)} migration(s) applied" + (f": {', '.join(applied)}" if applied else ""))
     return 0
+
+
+def send_alert(args: argparse.Namespace, settings: Settings) -> int:
+    """The replacement for a hand-rolled send_alert.py: the same generic webhook any script may use."""
+    import httpx
+
+    if not settings.webhook_token:
+        print("pulser: set PULSER_WEBHOOK_TOKEN (the same value the running Pulser has) to send alerts", file=sys.stderr)
+        return 2
+    tags: dict[str, str] = {}
+    for item in args.tag:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            print(f"pulser: invalid --tag {item!r}: expected KEY=VALUE, e.g. --tag team=payments", file=sys.stderr)
+            return 2
+        tags[key.strip()] = value.strip()
+    alert = {
+        "title": args.title,
+        "severity": args.severity,
+        "description": args.message,
+        "service": args.service,
+        "env": args.env,
+        "status": "resolved" if args.resolve else "firing",
+        "tags": tags,
+    }
+    if args.fingerprint:
+        alert["fingerprint"] = args.fingerprint
+    if args.link:
+        alert["link"] = args.link
+    base = (args.url or settings.public_base_url).rstrip("/")
+    try:
+        response = httpx.post(
+            f"{base}/webhooks/generic", json=alert, timeout=10,
+            headers={"Authorization": f"Bearer {settings.webhook_token}"},
+        )
+    except httpx.HTTPError as exc:
+        print(f"pulser: could not reach Pulser at {base}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text[:200]}
+    if response.status_code in (200, 202):
+        print(f"pulser: alert {body.get('status', 'accepted')} ({response.status_code})")
+        return 0
+    print(f"pulser: {base} answered {response.status_code}: {body.get('error')}: {body.get('detail')}", file=sys.stderr)
+    return 1
 
 
 async def _serve(settings: Settings, mode: str) -> int:

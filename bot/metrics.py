@@ -73,6 +73,31 @@ class Metrics:
         self.self_pings = Counter(
             "pulser_self_pings_total", "Dead-man's-switch pings by outcome (sent, skipped, failed).", ["outcome"], registry=r
         )
+        self.webhooks = Counter(
+            "pulser_webhooks_total",
+            "Webhook deliveries by source and outcome (accepted, duplicate, invalid, unauthorized, not_configured, unavailable).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.incident_events = Counter(
+            "pulser_incident_alerts_total",
+            "Alerts applied to incidents by outcome (opened, repeat, reopened, resolved, suppressed, ignored).",
+            ["outcome"],
+            registry=r,
+        )
+        self.slack_calls = Counter(
+            "pulser_slack_api_calls_total",
+            "Slack Web API calls of the alert pipeline by method and outcome (ok, rate_limited, retrying, failed).",
+            ["method", "outcome"],
+            registry=r,
+        )
+        self.alert_to_slack = Histogram(
+            "pulser_alert_to_slack_seconds",
+            "Time from receiving the alert that opened an incident to its first Slack message.",
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.incidents = Gauge("pulser_incidents", "Incidents by status (firing, resolved).", ["status"], registry=r)
         self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
         self.up.set(1)
         self.start_time.set(time.time())

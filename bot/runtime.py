@@ -25,15 +25,21 @@ from bot.scheduler import build_scheduler
 from bot.settings import Settings
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.sidecar import build_sidecar, start_sidecar
-from bot.slack_app import build_app
+from bot.slack_app import build_app, build_delivery_client
 from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
 from handlers.slack.services import SlackServices
+from alerts.delivery import SlackDelivery
+from alerts.incident_actions import IncidentActions
+from alerts.incident_notifier import IncidentNotifier
 from alerts.notifier import HeartbeatNotifier
+from alerts.pipeline import AlertPipeline, PipelineSettings
+from alerts.sources import SOURCES
 from jobs import retention
 from jobs.heartbeat_watcher import HeartbeatWatcher
+from jobs.incident_sweep import INTERVAL_SECONDS as SWEEP_SECONDS, IncidentSweep
 from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
-from storage import applications, database, envelopes, notifications
+from storage import applications, database, deliveries, envelopes, incidents, notifications
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
@@ -71,6 +77,11 @@ class Runtime:
         self.notifier: HeartbeatNotifier | None = None
         self.watcher: HeartbeatWatcher | None = None
         self.self_ping: SelfPing | None = None
+        self.pipeline: AlertPipeline | None = None
+        self.incident_actions: IncidentActions | None = None
+        self.incident_notifier: IncidentNotifier | None = None
+        self.delivery: SlackDelivery | None = None
+        self.sweep: IncidentSweep | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -107,6 +118,7 @@ class Runtime:
             name=self.worker_name,
             on_outcome=lambda source, outcome: self.metrics.envelopes.labels(source, outcome).inc(),
         )
+        self._start_pipeline()
         self.scheduler.start()
         self.metrics.scheduler_running.set(1)
 
@@ -127,6 +139,8 @@ class Runtime:
         )
         await self.watcher.start()
         self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
+        assert self.sweep is not None
+        self.scheduler.add_job(self.sweep.run_once, "interval", seconds=SWEEP_SECONDS, id="incident-sweep")
 
         if self.settings.self_ping_url:
             self.self_ping = SelfPing(
@@ -153,12 +167,54 @@ class Runtime:
                 admin_token=self.settings.admin_token,
                 default_channel=self.settings.slack_channel,
                 public_base_url=self.public_base_url,
+                webhook_secrets=self.webhook_secrets(),
+                worker_name=self.worker_name,
+                accept_envelope=self.ledger_worker.process_soon,
+                delivery_report=self.delivery_report,
             )
             self.http_runner, self.http_port = await start_sidecar(app, self.settings.http_host, self.settings.http_port)
             log.info("sidecar.listening", url=f"http://{self.settings.http_host}:{self.http_port}")
             if self.services is not None and self.settings.public_url is None:
                 self.services.public_base_url = f"http://{self.settings.http_host}:{self.http_port}"
         log.info("pulser.started", mode=self.mode, version=__version__)
+
+    def _start_pipeline(self) -> None:
+        """Every process turns webhook deliveries into incidents (the sidecar records them, its
+        ledger worker processes them); only a process with Slack delivers the messages."""
+        assert self.pool is not None and self.ledger_worker is not None
+        s = self.settings
+        self.pipeline = AlertPipeline(
+            self.pool,
+            PipelineSettings(
+                default_channel=s.slack_channel,
+                group_window=timedelta(minutes=s.alert_group_window_minutes),
+                render_debounce=timedelta(seconds=s.alert_update_debounce_seconds),
+                spike_count=s.alert_spike_count,
+                spike_window=timedelta(minutes=s.alert_spike_window_minutes),
+            ),
+            on_change=self._incidents_changed,
+            on_outcome=lambda outcome: self.metrics.incident_events.labels(outcome).inc(),
+        )
+        for name in SOURCES:
+            self.ledger_worker.register(name, self.pipeline.process_envelope)
+        self.incident_actions = IncidentActions(self.pool, on_change=self._incidents_changed)
+        self.sweep = IncidentSweep(self.incident_actions, self.pipeline)
+
+    def webhook_secrets(self) -> dict[str, str | None]:
+        """Webhook secrets by environment variable name; each source names the one it verifies with."""
+        return {
+            "SENTRY_CLIENT_SECRET": self.settings.sentry_client_secret,
+            "GITHUB_WEBHOOK_SECRET": self.settings.github_webhook_secret,
+            "HEROKU_WEBHOOK_SECRET": self.settings.heroku_webhook_secret,
+            "PULSER_WEBHOOK_TOKEN": self.settings.webhook_token,
+        }
+
+    def _incidents_changed(self) -> None:
+        if self.incident_notifier is not None:
+            self.incident_notifier.wake()
+
+    def _incident_posted(self, incident: dict, at: datetime) -> None:
+        self.metrics.alert_to_slack.observe(max(0.0, (at - incident["first_seen"]).total_seconds()))
 
     async def _start_slack(self) -> None:
         if self.settings.use_sandbox:
@@ -207,7 +263,22 @@ class Runtime:
             on_outcome=lambda kind, outcome: self.metrics.notifications.labels(kind, outcome).inc(),
         )
         self.services.notifier = self.notifier
+        self.services.incident_actions = self.incident_actions
         self.notifier.start()
+        self.delivery = SlackDelivery(
+            self.pool,
+            build_delivery_client(self.slack.bot_token, self.slack.api_url),
+            on_result=lambda method, outcome: self.metrics.slack_calls.labels(method, outcome).inc(),
+        )
+        self.incident_notifier = IncidentNotifier(
+            self.pool,
+            self.delivery,
+            default_channel=self.settings.slack_channel,
+            debounce=timedelta(seconds=self.settings.alert_update_debounce_seconds),
+            listen=self._listen,
+            on_posted=self._incident_posted,
+        )
+        self.incident_notifier.start()
         self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics)
         self.supervisor.start()
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
@@ -235,6 +306,8 @@ class Runtime:
         try:
             for status, count in (await applications.count_by_state(self.pool)).items():
                 self.metrics.heartbeat_apps.labels(status).set(count)
+            for status, count in (await incidents.count_by_status(self.pool)).items():
+                self.metrics.incidents.labels(status).set(count)
         except DATABASE_ERRORS as exc:
             log.warning("metrics.refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
@@ -283,14 +356,10 @@ class Runtime:
         if components["database"]["status"] == "up":
             try:
                 components["ledger"] = {"status": "up", **await envelopes.status_counts(self.pool)}
-                delivery = await notifications.status_counts(self.pool)
-                last = await notifications.last_delivery(self.pool)
-                components["slack_delivery"] = {
-                    "status": "up",
-                    "last_delivery": last.isoformat() if last else None,
-                    **delivery,
-                }
+                components["slack_delivery"] = await self._slack_delivery_health()
+                components["webhooks"] = await self._webhook_health()
                 components["applications"] = {"status": "up", **await applications.count_by_state(self.pool)}
+                components["incidents"] = {"status": "up", **await incidents.count_by_status(self.pool)}
             except Exception as exc:
                 components["ledger"] = {"status": "down", "error": type(exc).__name__}
         return {
@@ -298,6 +367,62 @@ class Runtime:
             "mode": self.mode,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "components": components,
+        }
+
+    async def _slack_delivery_health(self) -> dict:
+        """Down while Slack refuses our token; degraded while a channel refuses us or the backlog waits."""
+        assert self.pool is not None
+        outbox = await notifications.status_counts(self.pool)
+        backlog = await incidents.delivery_backlog(self.pool)
+        last = max(
+            (t for t in (await notifications.last_delivery(self.pool), await deliveries.last_success(self.pool)) if t),
+            default=None,
+        )
+        part: dict = {
+            "status": "up",
+            "last_delivery": last.isoformat() if last else None,
+            **outbox,
+            "incident_messages_pending": backlog["pending"],
+            "incident_messages_failed": backlog["failed"],
+        }
+        if self.delivery is not None:
+            if self.delivery.auth_problem is not None:
+                part["status"] = "down"
+                part["error"] = self.delivery.auth_problem.error
+                part["since"] = self.delivery.auth_problem.since.isoformat()
+            elif self.delivery.channel_problems:
+                part["status"] = "degraded"
+            if self.delivery.channel_problems:
+                part["channel_errors"] = {c: p.error for c, p in self.delivery.channel_problems.items()}
+            if throttled := self.delivery.throttled_channels():
+                part["throttled_channels"] = throttled
+        return part
+
+    async def _webhook_health(self) -> dict:
+        """When each source last delivered; a source quiet for WEBHOOK_SILENCE_HOURS is "silent"."""
+        assert self.pool is not None
+        now = datetime.now(timezone.utc)
+        limit = timedelta(hours=self.settings.webhook_silence_hours)
+        sources: dict[str, dict] = {}
+        for name, last in (await envelopes.last_received_by_source(self.pool, sorted(SOURCES))).items():
+            configured = self.webhook_secrets().get(SOURCES[name].SECRET_ENV) is not None
+            entry: dict = {"configured": configured, "last_received": last.isoformat() if last else None}
+            if last is not None and now - last > limit:
+                entry["silent"] = True
+                entry["silent_for_seconds"] = round((now - last).total_seconds())
+            sources[name] = entry
+        silent = sorted(n for n, e in sources.items() if e.get("silent"))
+        return {"status": "degraded" if silent else "up", "silent": silent, "sources": sources}
+
+    async def delivery_report(self) -> dict:
+        """`GET /api/delivery`: webhooks in, Slack out, and what is stuck in between."""
+        assert self.pool is not None
+        since = datetime.now(timezone.utc) - timedelta(hours=1)
+        return {
+            "webhooks": await self._webhook_health(),
+            "slack": await self._slack_delivery_health(),
+            "last_hour": await deliveries.summary_since(self.pool, since),
+            "recent_failures": await deliveries.recent_failures(self.pool, limit=20),
         }
 
     async def stop(self) -> None:
@@ -308,6 +433,11 @@ class Runtime:
         if self.heartbeat_writer is not None:
             await self.heartbeat_writer.stop()  # commits what in-flight requests queued
             self.heartbeat_writer = None
+        if self.ledger_worker is not None and self.pool is not None:
+            unfinished = await self.ledger_worker.drain(self.drain_timeout)
+            if unfinished:
+                released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
+                log.warning("ledger.webhooks_released_at_shutdown", rows=released)
         if self.socket is not None:
             unfinished = await self.socket.drain(self.drain_timeout)
             if unfinished and self.pool is not None:
@@ -319,6 +449,9 @@ class Runtime:
         if self.notifier is not None:
             await self.notifier.stop()
             self.notifier = None
+        if self.incident_notifier is not None:
+            await self.incident_notifier.stop()
+            self.incident_notifier = None
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self._connect_task is not None and not self._connect_task.done():

@@ -62,6 +62,11 @@ class Settings:
     public_url: str | None = None  # how heartbeat senders reach the sidecar; None: http://host:port
     heartbeat_history: int = 100
     self_ping_url: str | None = field(default=None, repr=False)  # a dead-man's switch for Pulser itself
+    alert_group_window_minutes: int = 60  # a repeat within this joins the open incident
+    alert_spike_count: int = 10  # this many prod occurrences within the spike window bump severity
+    alert_spike_window_minutes: int = 5
+    alert_update_debounce_seconds: int = 2  # repeats update a Slack message at most this often
+    webhook_silence_hours: int = 24  # a source quiet for longer shows as "silent" in /health
 
     @property
     def public_base_url(self) -> str:
@@ -150,6 +155,19 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         self_ping_url=env.get("PULSER_SELF_PING_URL", None, _http_url("PULSER_SELF_PING_URL")),
         heartbeat_history=env.get(
             "HEARTBEAT_HISTORY", 100, _int_between("HEARTBEAT_HISTORY", 1, 100000, "heartbeats kept per app")
+        ),
+        alert_group_window_minutes=env.get(
+            "ALERT_GROUP_WINDOW_MINUTES", 60, _int_between("ALERT_GROUP_WINDOW_MINUTES", 1, 10080, "minutes")
+        ),
+        alert_spike_count=env.get("ALERT_SPIKE_COUNT", 10, _int_between("ALERT_SPIKE_COUNT", 2, 100000, "occurrences")),
+        alert_spike_window_minutes=env.get(
+            "ALERT_SPIKE_WINDOW_MINUTES", 5, _int_between("ALERT_SPIKE_WINDOW_MINUTES", 1, 1440, "minutes")
+        ),
+        alert_update_debounce_seconds=env.get(
+            "ALERT_UPDATE_DEBOUNCE_SECONDS", 2, _int_between("ALERT_UPDATE_DEBOUNCE_SECONDS", 0, 300, "seconds")
+        ),
+        webhook_silence_hours=env.get(
+            "WEBHOOK_SILENCE_HOURS", 24, _int_between("WEBHOOK_SILENCE_HOURS", 1, 720, "hours")
         ),
     )
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping
 
 import asyncpg
 from aiohttp import web
 
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
-from handlers.http import api_applications, auth, health, heartbeats
+from handlers.http import api_applications, api_delivery, api_rules, api_silences, auth, health, heartbeats, webhooks
 from handlers.http.errors import MAX_BODY_BYTES, body_size_limit, error_middleware
 from handlers.http.health import HealthReport
 from handlers.http.rate_limit import RateLimiter
@@ -25,8 +25,13 @@ def build_sidecar(
     admin_token: str | None = None,
     default_channel: str = "#ops-alerts",
     public_base_url: Callable[[], str] = lambda: "http://127.0.0.1:8080",
+    webhook_secrets: Mapping[str, str | None] | None = None,
+    worker_name: str = "sidecar",
+    accept_envelope: Callable[[int], None] | None = None,
+    delivery_report: api_delivery.DeliveryReport | None = None,
 ) -> web.Application:
-    """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`."""
+    """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`, webhooks need
+    `pool` and `accept_envelope` (hands a freshly recorded delivery to the ledger worker)."""
     def count(route: str, status: int) -> None:
         metrics.http_requests.labels(route, str(status)).inc()
 
@@ -51,6 +56,18 @@ def build_sidecar(
         app[api_applications.DEFAULT_CHANNEL] = default_channel
         app[api_applications.PUBLIC_BASE_URL] = public_base_url
         api_applications.add_routes(app)
+        api_rules.add_routes(app)
+        api_silences.add_routes(app)
+        if delivery_report is not None:
+            app[api_delivery.DELIVERY_REPORT] = delivery_report
+            api_delivery.add_routes(app)
+    if pool is not None and accept_envelope is not None:
+        app[webhooks.POOL] = pool
+        app[webhooks.SECRETS] = dict(webhook_secrets or {})
+        app[webhooks.WORKER] = worker_name
+        app[webhooks.ACCEPTED] = accept_envelope
+        app[webhooks.COUNT] = lambda source, outcome: metrics.webhooks.labels(source, outcome).inc()
+        webhooks.add_routes(app)
     return app
 
 

@@ -31,6 +31,18 @@ def build_web_client(token: str, base_url: str) -> AsyncWebClient:
     )
 
 
+def build_delivery_client(token: str, base_url: str) -> AsyncWebClient:
+    """The alert pipeline's client: it retries only a dropped connection. A 429 or a 5xx comes
+    straight back, so alerts.delivery can hold just that channel and reschedule from the database
+    instead of sleeping inside the call while other channels wait."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1)],
+    )
+
+
 class _QuietTokenWarning(logging.Filter):
     """AsyncApp reads SLACK_BOT_TOKEN from the environment by itself and then warns that the
     client we pass wins; that is the intended set-up, so the warning is noise."""

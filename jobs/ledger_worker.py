@@ -1,4 +1,4 @@
-"""Retries ledger rows that failed or got stuck, with backoff, up to a limit.
+"""Processes ledger rows: fresh ones at once (`process_soon`), failed or stuck ones with backoff.
 
 Each source registers a processor (an async function of one Envelope). A processor that returns
 marks the row processed; one that raises marks it failed, and `mark_failed` schedules the next
@@ -49,6 +49,9 @@ class LedgerWorker:
         self._processors: dict[str, Processor] = {}
         self._on_outcome = on_outcome or (lambda source, outcome: None)
         self._lock = asyncio.Lock()
+        self._inflight: dict[int, asyncio.Task] = {}
+        # Fresh deliveries processed at once, this many at a time; the rest wait their turn.
+        self._slots = asyncio.Semaphore(16)
 
     def register(self, source: str, processor: Processor) -> None:
         self._processors[source] = processor
@@ -79,18 +82,49 @@ class LedgerWorker:
                 await self._process(row)
             return len(due)
 
+    def process_soon(self, envelope_pk: int) -> None:
+        """Process a row this process just recorded (and holds the lease on), in the background:
+        the sender already has its 202. If we die first, the lease runs out and `run_once` retries."""
+        task = asyncio.create_task(self._process_fresh(envelope_pk), name=f"envelope-{envelope_pk}")
+        self._inflight[envelope_pk] = task
+        task.add_done_callback(lambda _: self._inflight.pop(envelope_pk, None))
+
+    async def _process_fresh(self, envelope_pk: int) -> None:
+        async with self._slots:
+            try:
+                row = await envelopes.get_envelope_by_pk(self.pool, envelope_pk)
+            except DATABASE_ERRORS as exc:
+                log.warning("ledger.fresh_unavailable", envelope_pk=envelope_pk, error=_describe(exc))
+                return  # the lease expires and the retry pass takes it
+            if row is not None and row.status != "processed" and row.source in self._processors:
+                await self._process(row)
+
+    async def drain(self, timeout: float) -> list[int]:
+        """At shutdown: let in-flight fresh rows finish; return the ones that did not."""
+        pending = list(self._inflight.values())
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        return [pk for pk, task in self._inflight.items() if not task.done()]
+
     async def _process(self, row: Envelope) -> None:
         bound = log.bind(source=row.source, envelope_id=row.envelope_id, attempt=row.attempts)
         try:
             await self._processors[row.source](row)
         except Exception as exc:  # a processor's failure is data for the ledger, not a crash
-            retry_at = await envelopes.mark_failed(self.pool, row.id, _describe(exc), max_attempts=self.max_attempts)
+            try:
+                retry_at = await envelopes.mark_failed(self.pool, row.id, _describe(exc), max_attempts=self.max_attempts)
+            except DATABASE_ERRORS:
+                retry_at = None  # the lease runs out and the row comes back anyway
             self._on_outcome(row.source, "failed")
-            bound.warning("ledger.retry_failed", error=_describe(exc), next_attempt_at=retry_at)
+            bound.warning("ledger.process_failed", error=_describe(exc), next_attempt_at=retry_at)
         else:
-            await envelopes.mark_processed(self.pool, row.id)
+            try:
+                await envelopes.mark_processed(self.pool, row.id)
+            except DATABASE_ERRORS as exc:
+                bound.warning("ledger.mark_processed_failed", error=_describe(exc))
+                return
             self._on_outcome(row.source, "processed")
-            bound.info("ledger.retry_processed")
+            bound.info("ledger.processed")
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from blocks.help import help_message
-from handlers.slack import applications
+from handlers.slack import applications, rules, silences
 from handlers.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "help": _help,
     "register": applications.register_command,
     "apps": applications.apps_command,
+    "rules": rules.rules_command,
+    "silence": silences.silence_command,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers.slack import applications, commands, heartbeat_alerts
+from handlers.slack import applications, commands, heartbeat_alerts, incidents, rules, silences
 from handlers.slack.services import SlackServices
 
 
@@ -12,3 +12,6 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     commands.register(app, services)
     applications.register(app, services)
     heartbeat_alerts.register(app, services)
+    incidents.register(app, services)
+    rules.register(app, services)
+    silences.register(app, services)

@@ -20,3 +20,4 @@ class SlackServices:
     public_base_url: str  # where heartbeat senders reach the sidecar, for the curl lines we hand out
     heartbeat_history: int = 100
     notifier: Any = None  # alerts.notifier.HeartbeatNotifier, to re-render alert messages after a click
+    incident_actions: Any = None  # alerts.incident_actions.IncidentActions: Ack, Snooze, Resolve, Investigate

@@ -1,0 +1,182 @@
+"""Every Slack call the alert pipeline makes goes through here: logged, throttled, classified.
+
+Why not the SDK's own retry handlers: they sleep inside the call, so one rate-limited channel would
+stall every other channel's alerts. Here a 429 blocks only its channel until Retry-After has passed
+and raises `Throttled` at once; the caller reschedules that message in the database and moves on.
+Errors are sorted into the three kinds the caller must treat differently:
+
+- `Throttled`: try again after `retry_after` seconds; not a failure.
+- `DeliveryError(permanent=False)`: a 5xx, a timeout, a dropped connection — retry with backoff.
+- `DeliveryError(permanent=True)`: the token is revoked, the channel is gone, the blocks are
+  invalid — no retry will fix it. Token problems are kept in `auth_problem` and channel problems in
+  `channel_problems` for /health and the ops message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import aiohttp
+import asyncpg
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from storage import deliveries
+from storage.database import DATABASE_ERRORS
+
+log = structlog.get_logger(__name__)
+
+AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope"})
+CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
+MESSAGE_ERRORS = frozenset({"invalid_blocks", "invalid_attachments", "msg_too_long", "no_text", "invalid_arguments"})
+PERMANENT_ERRORS = AUTH_ERRORS | CHANNEL_ERRORS | MESSAGE_ERRORS
+# chat.update of a message someone deleted: nothing to update, and nothing a retry can fix.
+GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+class Throttled(Exception):
+    def __init__(self, channel: str, retry_after: float):
+        super().__init__(f"Slack rate limit on {channel}: retry after {retry_after:.0f} s")
+        self.channel = channel
+        self.retry_after = retry_after
+
+
+class DeliveryError(Exception):
+    def __init__(self, error: str, *, permanent: bool):
+        super().__init__(error)
+        self.error = error
+        self.permanent = permanent
+
+
+@dataclass
+class Problem:
+    error: str
+    since: datetime
+    last: datetime
+
+
+class SlackDelivery:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: AsyncWebClient,
+        *,
+        on_result: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.pool = pool
+        self.client = client
+        self._on_result = on_result or (lambda method, outcome: None)
+        self._clock = clock
+        self._blocked_until: dict[str, float] = {}
+        self.auth_problem: Problem | None = None
+        self.channel_problems: dict[str, Problem] = {}
+        self.last_success: datetime | None = None
+
+    def blocked_for(self, channel: str) -> float:
+        """Seconds until Slack lets us write to `channel` again (0 when it does now)."""
+        until = self._blocked_until.get(channel)
+        if until is None:
+            return 0.0
+        remaining = until - self._clock()
+        if remaining <= 0:
+            del self._blocked_until[channel]
+            return 0.0
+        return remaining
+
+    def throttled_channels(self) -> dict[str, float]:
+        return {channel: round(left, 1) for channel in list(self._blocked_until) if (left := self.blocked_for(channel)) > 0}
+
+    async def call(
+        self,
+        method: str,
+        *,
+        channel: str,
+        incident_id: int | None = None,
+        notification_id: int | None = None,
+        **kwargs: Any,
+    ) -> AsyncSlackResponse:
+        """`method` is the Web API name ("chat.postMessage", "chat.update")."""
+        wait = self.blocked_for(channel)
+        if wait > 0:
+            raise Throttled(channel, wait)
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            response = await self.client.api_call(method, json={"channel": channel, **kwargs})
+        except SlackApiError as exc:
+            response = exc.response
+            error = str(response.get("error") or f"http_{response.status_code}")
+            if response.status_code == 429:
+                retry_after = _retry_after(response.headers)
+                self._blocked_until[channel] = self._clock() + retry_after
+                await self._log(method, channel, False, started, "ratelimited", incident_id, notification_id)
+                self._on_result(method, "rate_limited")
+                raise Throttled(channel, retry_after) from None
+            permanent = error in PERMANENT_ERRORS or error in GONE_ERRORS
+            self._note_problem(channel, error)
+            await self._log(method, channel, False, started, error, incident_id, notification_id)
+            self._on_result(method, "failed" if permanent else "retrying")
+            raise DeliveryError(error, permanent=permanent) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            await self._log(method, channel, False, started, error, incident_id, notification_id)
+            self._on_result(method, "retrying")
+            raise DeliveryError(error, permanent=False) from None
+        now = datetime.now(timezone.utc)
+        self.last_success = now
+        self.auth_problem = None
+        self.channel_problems.pop(channel, None)
+        await self._log(method, channel, True, started, None, incident_id, notification_id)
+        self._on_result(method, "ok")
+        return response
+
+    def _note_problem(self, channel: str, error: str) -> None:
+        now = datetime.now(timezone.utc)
+        if error in AUTH_ERRORS:
+            since = self.auth_problem.since if self.auth_problem and self.auth_problem.error == error else now
+            self.auth_problem = Problem(error, since, now)
+            log.error("slack.auth_problem", error=error, hint="check SLACK_BOT_TOKEN and the app's scopes")
+        elif error in CHANNEL_ERRORS:
+            earlier = self.channel_problems.get(channel)
+            self.channel_problems[channel] = Problem(error, earlier.since if earlier else now, now)
+            log.error("slack.channel_problem", channel=channel, error=error)
+
+    async def _log(
+        self,
+        method: str,
+        channel: str,
+        ok: bool,
+        started: float,
+        error: str | None,
+        incident_id: int | None,
+        notification_id: int | None,
+    ) -> None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            await deliveries.record_delivery(
+                self.pool,
+                method=method,
+                channel=channel,
+                ok=ok,
+                latency_ms=latency_ms,
+                error=error,
+                incident_id=incident_id,
+                notification_id=notification_id,
+            )
+        except DATABASE_ERRORS as exc:  # the log must never turn a delivered message into a retry
+            log.warning("slack.delivery_log_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return max(1.0, float(value))
+    except (TypeError, ValueError, AttributeError):
+        return 1.0

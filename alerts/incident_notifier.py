@@ -1,0 +1,215 @@
+"""Delivers incident messages (post once, then update in place) and incident thread replies.
+
+Runs in every process that holds the Slack connection. Work comes from the database, never from
+memory: `incident_messages.render_due_at` for messages and the notifications outbox (kinds
+`incident_reply` / `incident_post`) for replies, so a crash, a Slack outage or a 429 loses nothing —
+the row stays due and is retried with backoff (or after Retry-After) until Slack takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Awaitable, Callable
+
+import asyncpg
+import structlog
+
+from alerts.delivery import DeliveryError, SlackDelivery, Throttled
+from alerts.incident_view import incident_view
+from blocks.incidents import incident_message, status_reply
+from storage import incidents, notifications
+from storage.database import DATABASE_ERRORS, Listener
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
+# Transient failures back off 2, 4, 8 … s, capped; a message is given up only after this many.
+MAX_BACKOFF = timedelta(minutes=5)
+MAX_ATTEMPTS = 30
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(MAX_BACKOFF, timedelta(seconds=2 ** max(1, min(attempts, 12))))
+
+
+class IncidentNotifier:
+    poll_interval: float = 1.0
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        delivery: SlackDelivery,
+        *,
+        default_channel: str,
+        debounce: timedelta = timedelta(seconds=2),
+        concurrency: int = 8,
+        listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+        on_posted: Callable[[dict, datetime], None] | None = None,
+    ):
+        self.pool = pool
+        self.delivery = delivery
+        self.default_channel = default_channel
+        self.debounce = debounce
+        self._limit = asyncio.Semaphore(concurrency)
+        self._on_posted = on_posted or (lambda incident, at: None)
+        self._wake = asyncio.Event()
+        self._listener = Listener(listen, notifications.NOTIFY_CHANNEL, lambda payload: self.wake())
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        # channel → monotonic time of the last "Pulser cannot post there" ops message
+        self._ops_warned: dict[str, float] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="incident-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        await self._listener.close()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._listener.ensure()
+                while await self.deliver_due() > 0:
+                    pass
+            except DATABASE_ERRORS as exc:
+                log.warning("incident_notifier.database_unavailable", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("incident_notifier.error")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def deliver_due(self, *, now: datetime | None = None, limit: int = 50) -> int:
+        """One round: due messages (concurrently, up to `concurrency`), then due replies."""
+        async with self._lock:
+            now = now or datetime.now(timezone.utc)
+            claimed = await incidents.claim_due_messages(self.pool, now=now, limit=limit, lease=LEASE)
+            if claimed:
+                by_id = await incidents.get_incidents(self.pool, [m["incident_id"] for m in claimed])
+                await asyncio.gather(*(self._render(m, by_id.get(m["incident_id"]), now) for m in claimed))
+            replies = await notifications.claim_due(self.pool, kinds=notifications.INCIDENT_KINDS, limit=limit)
+            for row in replies:
+                await self._send_reply(row)
+            return len(claimed) + len(replies)
+
+    async def _render(self, message: dict, incident: dict | None, now: datetime) -> None:
+        claimed_until = now + LEASE
+        bound = log.bind(incident_id=message["incident_id"], message_id=message["id"], channel=message["channel"])
+        if incident is None or (incident["suppressed_by"] is not None and message["slack_ts"] is None):
+            await incidents.message_rendered(
+                self.pool, message["id"], version=incident["version"] if incident else 0, claimed_until=claimed_until,
+                channel=None, ts=None, now=now, debounce=self.debounce,
+            )
+            return
+        content = incident_message(incident_view(incident, message, now=now))
+        async with self._limit:
+            try:
+                if message["slack_ts"] is None:
+                    response = await self.delivery.call(
+                        "chat.postMessage", channel=message["channel"], incident_id=incident["id"], **content
+                    )
+                    channel, ts = response["channel"], response["ts"]
+                else:
+                    await self.delivery.call(
+                        "chat.update",
+                        channel=message["slack_channel"],
+                        ts=message["slack_ts"],
+                        incident_id=incident["id"],
+                        **content,
+                    )
+                    channel, ts = None, None
+            except Throttled as exc:
+                retry_at = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
+                await incidents.message_retry(self.pool, message["id"], error=str(exc), retry_at=retry_at, count_attempt=False)
+                bound.warning("incident_message.throttled", retry_after=exc.retry_after)
+                return
+            except DeliveryError as exc:
+                await self._failed(message, incident, exc, bound)
+                return
+        await incidents.message_rendered(
+            self.pool, message["id"], version=incident["version"], claimed_until=claimed_until,
+            channel=channel, ts=ts, now=now, debounce=self.debounce,
+        )
+        if ts is not None:
+            self._on_posted(incident, datetime.now(timezone.utc))
+            bound.info("incident_message.posted", ts=ts)
+
+    async def _failed(self, message: dict, incident: dict, exc: DeliveryError, bound) -> None:
+        if exc.permanent or message["attempts"] >= MAX_ATTEMPTS:
+            await incidents.message_failed(self.pool, message["id"], error=f"slack: {exc.error}")
+            bound.error("incident_message.failed", error=exc.error)
+            await self._warn_ops(message, exc.error)
+            return
+        retry_at = datetime.now(timezone.utc) + backoff(message["attempts"])
+        await incidents.message_retry(self.pool, message["id"], error=f"slack: {exc.error}", retry_at=retry_at)
+        bound.warning("incident_message.retrying", error=exc.error, retry_at=retry_at.isoformat())
+
+    async def _warn_ops(self, message: dict, error: str) -> None:
+        """Tell people where Pulser can still post that a channel is unreachable (once an hour)."""
+        channel = message["channel"]
+        if error not in ("channel_not_found", "not_in_channel", "is_archived") or channel == self.default_channel:
+            return
+        last = self._ops_warned.get(channel)
+        if last is not None and time.monotonic() - last < 3600:
+            return
+        self._ops_warned[channel] = time.monotonic()
+        text = (
+            f":warning: Pulser could not post incident #{message['incident_id']} to {channel}: `{error}`. "
+            "Invite the Pulser app to that channel or change the routing rule (`/pulser rules`)."
+        )
+        async with self.pool.acquire() as conn:
+            await notifications.enqueue_notifications(
+                conn,
+                [notifications.NewNotification("incident_post", None, {"channel": self.default_channel, "message": status_reply(text)}, message["incident_id"])],
+            )
+
+    async def _send_reply(self, row: dict) -> None:
+        payload = row["payload"]
+        bound = log.bind(notification_id=row["id"], kind=row["kind"], incident_id=row["incident_id"])
+        kwargs = dict(payload.get("message") or {})
+        if row["kind"] == "incident_reply":
+            parent = await incidents.get_message(self.pool, payload["message_id"])
+            if parent is None:
+                await notifications.mark_suppressed(self.pool, row["id"], "incident message deleted")
+                return
+            if parent["slack_ts"] is None:
+                if parent["failed"]:
+                    await notifications.mark_failed(self.pool, row["id"], "the incident message was never posted")
+                else:
+                    await notifications.mark_retry(self.pool, row["id"], "incident message not posted yet", max_attempts=MAX_ATTEMPTS)
+                return
+            channel = parent["slack_channel"]
+            kwargs["thread_ts"] = parent["slack_ts"]
+        else:
+            channel = payload["channel"]
+        try:
+            response = await self.delivery.call(
+                "chat.postMessage", channel=channel, incident_id=row["incident_id"], notification_id=row["id"], **kwargs
+            )
+        except Throttled as exc:
+            await notifications.mark_retry(
+                self.pool, row["id"], str(exc), max_attempts=MAX_ATTEMPTS, not_before=timedelta(seconds=exc.retry_after)
+            )
+            return
+        except DeliveryError as exc:
+            if exc.permanent:
+                await notifications.mark_failed(self.pool, row["id"], f"slack: {exc.error}")
+            else:
+                await notifications.mark_retry(self.pool, row["id"], f"slack: {exc.error}", max_attempts=MAX_ATTEMPTS)
+            bound.warning("incident_reply.failed", error=exc.error, permanent=exc.permanent)
+            return
+        await notifications.mark_sent(self.pool, row["id"], channel=response["channel"], ts=response["ts"])

@@ -1,0 +1,50 @@
+"""From database rows to `blocks.incidents.IncidentView`: what one Slack message of an incident shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alerts.normalized import severity_at_least
+from blocks.incidents import IncidentView, format_mention
+
+
+def incident_view(incident: dict, message: dict | None = None, *, now: datetime | None = None) -> IncidentView:
+    """The incident as seen in one channel: the route adds its mention (for severe enough
+    incidents), its runbook and how far escalation went."""
+    mention = None
+    runbook = None
+    escalation_level = 0
+    if message is not None:
+        runbook = message["runbook_url"]
+        escalation_level = message["escalation_level"]
+        if message["mention"] and severity_at_least(incident["severity"], message["mention_min_severity"]):
+            mention = format_mention(message["mention"])
+    return IncidentView(
+        incident_id=incident["id"],
+        title=incident["title"],
+        description=incident["description"],
+        source=incident["source"],
+        service=incident["service"],
+        env=incident["env"],
+        severity=incident["severity"],
+        status=incident["status"],
+        count=incident["count"],
+        first_seen=incident["first_seen"],
+        last_seen=incident["last_seen"],
+        link=incident["link"],
+        runbook_url=runbook,
+        mention=mention,
+        acked_by=incident["acked_by"],
+        acked_at=incident["acked_at"],
+        snoozed_by=incident["snoozed_by"],
+        snoozed_until=incident["snoozed_until"],
+        investigator=incident["investigator"],
+        resolved_by=incident["resolved_by"],
+        resolved_at=incident["resolved_at"],
+        resolve_reason=incident["resolve_reason"],
+        spiked=incident["spiked_at"] is not None,
+        reopened_count=incident["reopened_count"],
+        escalation_level=escalation_level,
+        suppressed_by=incident["suppressed_by"],
+        now=now,
+    )

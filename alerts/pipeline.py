@@ -1,0 +1,308 @@
+"""The alert pipeline's decisions: group → silence/inhibit → route, one transaction per alert.
+
+`process_envelope` is the ledger worker's processor for webhook sources: it parses the stored
+delivery and ingests each alert. `ingest` holds a per-group-key advisory lock for its transaction,
+so a firing and a resolved alert for one problem never interleave, and the partial unique index
+(`incidents_one_firing_per_key`) makes a second open incident per key impossible even so.
+
+What happens to an alert with key K (window = ALERT_GROUP_WINDOW_MINUTES):
+- firing, K's incident is firing and was seen within the window → a repeat: count, last seen,
+  severity (a prod spike bumps one level), messages updated in place after a debounce;
+- firing, K's incident resolved within the window → the same incident reopens (flapping stays one
+  message);
+- firing, K's incident is older than that → it closes as "expired" and a new incident opens;
+- firing, nothing for K → a new incident: silenced or inhibited ones are recorded but held back,
+  the rest get one message per matched route;
+- resolved → K's firing incident resolves and its messages say so; silenced incidents record it too.
+
+Nothing here talks to Slack: messages are rows with a due time that the notifier delivers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Mapping
+
+import asyncpg
+import structlog
+
+from alerts import matchers, routing
+from alerts.normalized import NormalizedAlert, bump_severity, group_key, max_severity
+from alerts.sources import SOURCES
+from storage import envelopes, incidents, notifications, routing_rules, silences
+from storage.envelopes import Envelope
+
+log = structlog.get_logger(__name__)
+
+PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    default_channel: str
+    group_window: timedelta = timedelta(minutes=60)
+    # Repeats update a message no more often than this (a burst of 500 is a handful of updates).
+    render_debounce: timedelta = timedelta(seconds=2)
+    # A production incident with this many occurrences within spike_window gains one severity level.
+    spike_count: int = 10
+    spike_window: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    incident_id: int | None
+    outcome: str  # opened | repeat | reopened | resolved | suppressed | ignored
+
+
+class AlertPipeline:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: PipelineSettings,
+        *,
+        on_change: Callable[[], None] | None = None,
+        on_outcome: Callable[[str], None] | None = None,
+    ):
+        self.pool = pool
+        self.settings = settings
+        self._on_change = on_change or (lambda: None)
+        self._on_outcome = on_outcome or (lambda outcome: None)
+
+    async def process_envelope(self, envelope: Envelope) -> None:
+        """Parse a recorded webhook delivery and ingest its alerts (the ledger worker calls this).
+
+        One transaction for the alerts and the ledger's "processed" mark: a crash in between can
+        neither lose the alerts nor count them twice when the row is retried. Keys are locked in
+        sorted order (a stable sort keeps one key's alerts in sender order), so two envelopes
+        sharing keys cannot deadlock."""
+        source = SOURCES[envelope.source]
+        alerts = sorted(source.parse(envelope.headers or {}, envelope.payload), key=group_key)
+        async with self.pool.acquire() as conn, conn.transaction():
+            results = [await self._ingest(conn, alert, envelope.received_at) for alert in alerts]
+            await envelopes.mark_processed(conn, envelope.id)
+            if _changed(results):
+                await notifications.announce(conn)  # wakes notifiers in other processes at commit
+        self._after(results)
+
+    async def ingest(self, alert: NormalizedAlert, *, now: datetime | None = None) -> IngestResult:
+        """Apply one alert received at `now` (server receipt time: the truth for windows)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await self._ingest(conn, alert, now or datetime.now(timezone.utc))
+            if _changed([result]):
+                await notifications.announce(conn)
+        self._after([result])
+        return result
+
+    def _after(self, results: list[IngestResult]) -> None:
+        for result in results:
+            self._on_outcome(result.outcome)
+        if _changed(results):
+            self._on_change()
+
+    async def _ingest(self, conn: asyncpg.Connection, alert: NormalizedAlert, now: datetime) -> IngestResult:
+        key = group_key(alert)
+        await incidents.lock_group_key(conn, key)
+        current = await incidents.latest_for_key(conn, key)
+        if alert.status == "resolved":
+            return await self._resolve(conn, current, alert, now)
+        if current is not None and current["status"] == "firing" and now - current["last_seen"] <= self.settings.group_window:
+            return await self._repeat(conn, current, alert, now)
+        if current is not None and current["status"] == "resolved" and _resolved_within(current, now, self.settings.group_window):
+            return await self._reopen(conn, current, alert, now)
+        if current is not None and current["status"] == "firing":
+            await self._expire(conn, current, now)
+        return await self._open(conn, key, alert, now)
+
+    # --- the four paths ----------------------------------------------------------------------------
+
+    async def _open(self, conn: asyncpg.Connection, key: str, alert: NormalizedAlert, now: datetime) -> IngestResult:
+        severity = alert.severity
+        labels = matchers.alert_labels(alert, severity)
+        suppressed_by = await self._suppression(conn, key, labels, now)
+        routes = await self._routes(conn, alert, severity)
+        auto_close = [r.auto_close_minutes for r in routes if r.auto_close_minutes]
+        incident = await incidents.insert_incident(
+            conn,
+            {
+                "group_key": key,
+                "source": alert.source,
+                "service": alert.service,
+                "env": alert.env,
+                "fingerprint": alert.fingerprint,
+                "title": alert.title,
+                "description": alert.description,
+                "link": alert.link,
+                "labels": labels,
+                "source_severity": severity,
+                "severity": severity,
+                "first_seen": now,
+                "last_seen": now,
+                "spike_window_start": now,
+                "last_alert": alert.to_json_dict(),
+                "suppressed_by": suppressed_by,
+                "auto_close_minutes": min(auto_close) if auto_close else None,
+            },
+        )
+        await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
+        if suppressed_by is None:
+            await incidents.add_messages(conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+        log.info(
+            "incident.opened", incident_id=incident["id"], source=alert.source, service=alert.service,
+            severity=severity, suppressed_by=suppressed_by, channels=[r.channel for r in routes],
+        )
+        return IngestResult(incident["id"], "suppressed" if suppressed_by else "opened")
+
+    async def _repeat(self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime) -> IngestResult:
+        changes = self._occurrence_changes(current, alert, now)
+        severity = changes.get("severity", current["severity"])
+        labels = matchers.alert_labels(alert, severity)
+        changes["labels"] = labels
+        notify_now = False
+        if current["suppressed_by"] is not None:
+            still = await self._suppression(conn, current["group_key"], labels, now)
+            if still != current["suppressed_by"]:
+                changes["suppressed_by"] = still
+        incident = await incidents.update_incident(conn, current["id"], changes, now=now)
+        assert incident is not None
+        await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
+        if incident["suppressed_by"] is None:
+            # Routes are decided when an incident opens; a severity that rose (or a silence that
+            # ended) may now match more of them, and those channels get their message.
+            routes = await self._routes(conn, alert, severity)
+            added = await incidents.add_messages(conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+            notify_now = added > 0 or severity != current["severity"]
+        if notify_now:
+            await incidents.render_now(conn, incident["id"], now=now)
+        else:
+            await incidents.schedule_render(conn, incident["id"], now=now, debounce=self.settings.render_debounce)
+        return IngestResult(incident["id"], "repeat")
+
+    async def _reopen(self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime) -> IngestResult:
+        changes = self._occurrence_changes(current, alert, now)
+        changes.update(
+            status="firing",
+            resolved_by=None,
+            resolved_at=None,
+            resolve_reason=None,
+            acked_by=None,
+            acked_at=None,
+            reopened_count=current["reopened_count"] + 1,
+        )
+        incident = await incidents.update_incident(conn, current["id"], changes, now=now)
+        assert incident is not None
+        await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
+        await incidents.render_now(conn, incident["id"], now=now)
+        await incidents.rearm_escalation(conn, incident["id"], now=now)
+        log.info("incident.reopened", incident_id=incident["id"], times=incident["reopened_count"])
+        return IngestResult(incident["id"], "reopened")
+
+    async def _resolve(self, conn: asyncpg.Connection, current: dict | None, alert: NormalizedAlert, now: datetime) -> IngestResult:
+        if current is None:
+            return IngestResult(None, "ignored")
+        await incidents.add_occurrence(conn, current["id"], received_at=now, status="resolved", alert=alert.to_json_dict())
+        if current["status"] != "firing":
+            return IngestResult(current["id"], "ignored")
+        await incidents.update_incident(
+            conn,
+            current["id"],
+            {"status": "resolved", "resolved_at": now, "resolve_reason": "source", "resolved_by": None, "last_seen": now},
+            now=now,
+        )
+        await incidents.stop_escalation(conn, current["id"])
+        await incidents.render_now(conn, current["id"], now=now)
+        log.info("incident.resolved", incident_id=current["id"], reason="source")
+        return IngestResult(current["id"], "resolved")
+
+    async def _expire(self, conn: asyncpg.Connection, current: dict, now: datetime) -> None:
+        await incidents.update_incident(
+            conn, current["id"], {"status": "resolved", "resolved_at": now, "resolve_reason": "expired"}, now=now
+        )
+        await incidents.stop_escalation(conn, current["id"])
+        await incidents.render_now(conn, current["id"], now=now)
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _occurrence_changes(self, current: dict, alert: NormalizedAlert, now: datetime) -> dict:
+        """Count, last seen, latest text, and the severity (spike bump included) after one more occurrence."""
+        window_start, window_count = current["spike_window_start"], current["spike_window_count"] + 1
+        if now - window_start > self.settings.spike_window:
+            window_start, window_count = now, 1
+        source_severity = max_severity(current["source_severity"], alert.severity)
+        spiked_at = current["spiked_at"]
+        if spiked_at is None and alert.env == PRODUCTION and window_count >= self.settings.spike_count:
+            spiked_at = now
+            log.warning("incident.spike", incident_id=current["id"], count=window_count)
+        severity = bump_severity(source_severity) if spiked_at is not None else source_severity
+        return {
+            "count": current["count"] + 1,
+            "last_seen": max(now, current["last_seen"]),
+            "title": alert.title,
+            "description": alert.description,
+            "link": alert.link or current["link"],
+            "last_alert": alert.to_json_dict(),
+            "source_severity": source_severity,
+            "severity": max_severity(severity, current["severity"]),
+            "spike_window_start": window_start,
+            "spike_window_count": window_count,
+            "spiked_at": spiked_at,
+        }
+
+    async def _routes(self, conn: asyncpg.Connection, alert: NormalizedAlert, severity: str) -> list[routing.Route]:
+        # Read per alert, not cached: a rule edited in Slack routes the very next alert.
+        rules = [routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)]
+        return routing.route(rules, alert, severity, self.settings.default_channel)
+
+    async def _suppression(self, conn: asyncpg.Connection, key: str, labels: Mapping[str, str], now: datetime) -> str | None:
+        """'silence:<id>' or 'inhibition:<id>' when the incident must be held back, else None."""
+        silence = matchers.active_silence(await silences.active_silences(conn, now), labels, now)
+        if silence is not None:
+            return f"silence:{silence['id']}"
+        for rule in await silences.list_inhibition_rules(conn):
+            subset = matchers.inhibition_lookup(rule, labels)
+            if subset is None:
+                continue
+            for candidate in await incidents.firing_with_labels(conn, subset, exclude_group_key=key):
+                if matchers.inhibits(rule, candidate["labels"], labels):
+                    return f"inhibition:{rule['id']}"
+        return None
+
+    async def release_suppressed(self, *, now: datetime | None = None) -> int:
+        """Post incidents whose silence ended or whose inhibiting incident resolved (the sweep calls
+        this; a repeat does the same check on its own)."""
+        now = now or datetime.now(timezone.utc)
+        released = 0
+        for candidate in await incidents.firing_suppressed(self.pool):
+            async with self.pool.acquire() as conn, conn.transaction():
+                await incidents.lock_group_key(conn, candidate["group_key"])
+                current = await incidents.get_incident(conn, candidate["id"], for_update=True)
+                if current is None or current["status"] != "firing" or current["suppressed_by"] is None:
+                    continue
+                still = await self._suppression(conn, current["group_key"], current["labels"], now)
+                if still == current["suppressed_by"]:
+                    continue
+                await incidents.update_incident(conn, current["id"], {"suppressed_by": still}, now=now)
+                if still is None:
+                    alert = NormalizedAlert.from_json_dict(current["last_alert"])
+                    routes = await self._routes(conn, alert, current["severity"])
+                    await incidents.add_messages(conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+                    await notifications.announce(conn)
+                    released += 1
+                    log.info("incident.released", incident_id=current["id"], was=current["suppressed_by"])
+        if released:
+            self._on_change()
+        return released
+
+
+def _changed(results: list[IngestResult]) -> bool:
+    return any(r.outcome != "ignored" for r in results)
+
+
+def _resolved_within(incident: dict, now: datetime, window: timedelta) -> bool:
+    resolved_at = incident["resolved_at"]
+    return (
+        resolved_at is not None
+        and incident["resolve_reason"] != "expired"
+        and now - resolved_at <= window
+    )

@@ -1,0 +1,118 @@
+"""`POST /webhooks/{source}`: verify, validate, record in the ledger, answer 202 — in that order.
+
+A forged request (401) and a body that is not what the source sends (400) store nothing. An
+accepted delivery is committed to the envelope ledger under the source's idempotency key before
+the 202 goes out, so a sender retry or a replay is a no-op (200, "duplicate") and a crash after the
+202 loses nothing: the ledger worker finds the row when its lease runs out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable, Mapping
+
+import asyncpg
+import structlog
+from aiohttp import web
+from multidict import CIMultiDict
+
+from alerts.sources import SOURCES, NotConfiguredError, SourceError, sentry
+from handlers.http.errors import json_error
+from storage import envelopes
+from storage.database import DATABASE_ERRORS
+
+log = structlog.get_logger(__name__)
+
+WebhookCounter = Callable[[str, str], None]
+
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("webhook_pool", asyncpg.Pool)
+# Secrets by environment variable name (SENTRY_CLIENT_SECRET, …): each source names the one it needs.
+SECRETS: web.AppKey[Mapping[str, str | None]] = web.AppKey("webhook_secrets", Mapping)
+WORKER: web.AppKey[str] = web.AppKey("webhook_worker", str)
+ACCEPTED: web.AppKey[Callable[[int], None]] = web.AppKey("webhook_accepted", Callable[[int], None])
+COUNT: web.AppKey[WebhookCounter] = web.AppKey("webhook_count", WebhookCounter)
+
+# Headers a parser reads later, kept with the delivery. An allowlist: signatures and tokens
+# (Authorization, X-Hub-Signature-256, Sentry-Hook-Signature, X-Pulser-Token) never reach the database.
+KEPT_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "X-GitHub-Hook-ID",
+    "Sentry-Hook-Resource",
+    "Sentry-Hook-Timestamp",
+    "Request-ID",
+    "Idempotency-Key",
+)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/{source}", receive_webhook)
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    name = request.match_info["source"]
+    source = SOURCES.get(name)
+    count = request.app[COUNT]
+    if source is None:
+        return json_error(404, "unknown webhook source", f"expected one of: {', '.join(sorted(SOURCES))}")
+    raw = await request.read()
+    given = request.headers
+    if "token" in request.query:
+        # Senders that cannot set headers (Sentry's legacy plugin) put the token in the URL.
+        given = CIMultiDict(request.headers)
+        given["X-Pulser-Token"] = request.query["token"]
+    try:
+        secrets = request.app[SECRETS]
+        if source is sentry:  # the legacy plugin cannot sign; it proves itself with the shared token
+            sentry.verify(given, raw, secrets.get(sentry.SECRET_ENV), legacy_token=secrets.get(sentry.LEGACY_TOKEN_ENV))
+        else:
+            source.verify(given, raw, secrets.get(source.SECRET_ENV))
+        payload = source.decode(given, raw)
+        alerts = source.parse(given, payload)  # validate now; the worker parses again later
+        key = source.idempotency_key(given, payload)
+    except NotConfiguredError as exc:
+        count(name, "not_configured")
+        log.warning("webhook.not_configured", source=name, detail=exc.message)
+        return json_error(401, "webhook source not configured", exc.message)
+    except SourceError as exc:
+        outcome = "unauthorized" if exc.status == 401 else "invalid"
+        count(name, outcome)
+        log.info("webhook.refused", source=name, status=exc.status, detail=exc.message)
+        return json_error(exc.status, "invalid signature" if exc.status == 401 else "invalid payload", exc.message)
+
+    headers = {h: request.headers[h] for h in KEPT_HEADERS if h in request.headers}
+    try:
+        pk = await envelopes.record_envelope(
+            request.app[POOL],
+            source=name,
+            scope="",
+            envelope_id=key,
+            kind=_kind(name, headers, payload),
+            payload=payload,
+            headers=headers,
+            claimed_by=request.app[WORKER],
+        )
+    except DATABASE_ERRORS:
+        count(name, "unavailable")
+        # 503: the sender retries later, and nothing was accepted that could be lost.
+        return json_error(503, "database unavailable", "the delivery was not stored; retry later")
+    if pk is None:
+        count(name, "duplicate")
+        return web.json_response({"status": "duplicate", "idempotency_key": key}, status=200)
+    count(name, "accepted")
+    request.app[ACCEPTED](pk)
+    log.info("webhook.accepted", source=name, envelope_pk=pk, alerts=len(alerts))
+    return web.json_response(
+        {"status": "accepted", "idempotency_key": key, "alerts": len(alerts), "received_at": datetime.now(timezone.utc).isoformat()},
+        status=202,
+    )
+
+
+def _kind(source: str, headers: Mapping[str, str], payload: object) -> str:
+    if source == "github":
+        return headers.get("X-GitHub-Event", "")
+    if source == "sentry":
+        return headers.get("Sentry-Hook-Resource", "legacy")
+    return source
