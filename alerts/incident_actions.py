@@ -163,11 +163,10 @@ class IncidentActions:
     async def sweep(self, *, now: datetime | None = None) -> dict[str, int]:
         """Escalate what nobody acked, close what went quiet, wake what was snoozed."""
         now = now or datetime.now(timezone.utc)
-        done = {
-            "escalated": await self._escalate(now),
-            "auto_closed": await self._auto_close(now),
-            "snooze_ended": await self._end_snoozes(now),
-        }
+        # Snoozes first: an ended snooze restarts the escalation countdown rather than escalating at once.
+        done = {"snooze_ended": await self._end_snoozes(now)}
+        done["escalated"] = await self._escalate(now)
+        done["auto_closed"] = await self._auto_close(now)
         if any(done.values()):
             self._on_change()
         return done

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
+from alerts.pipeline import suppression
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
 from storage import applications, notifications
 from storage.applications import Application
@@ -48,6 +49,19 @@ def _parse_time(value: Any) -> datetime | None:
 def outage_started(alert: dict) -> datetime | None:
     payload = alert["payload"]
     return _parse_time(payload.get("deadline")) or _parse_time(payload.get("received_at"))
+
+
+def heartbeat_labels(app: Application, kind: str) -> dict[str, str]:
+    """The labels silences and inhibition rules see on a heartbeat alert (`app` matches the
+    Heroku monitor's label, so "a crashed dyno inhibits that app's missed heartbeat" is one rule)."""
+    return {
+        "source": "heartbeat",
+        "service": app.name,
+        "app": app.name,
+        "env": "",
+        "severity": "high",
+        "alertname": "HeartbeatFailed" if kind == "heartbeat_fail" else "HeartbeatMissed",
+    }
 
 
 def alert_view(app: Application, alert: dict) -> AlertView:
@@ -157,6 +171,8 @@ class HeartbeatNotifier:
         for row in alerts:
             app = apps.get(row["app_id"])
             if app is not None and app.is_active and not (app.snoozed_until and app.snoozed_until > now):
+                if await suppression(self.pool, heartbeat_labels(app, row["kind"]), now) is not None:
+                    continue  # delivered one by one below, where it is marked suppressed
                 by_channel.setdefault(app.channel, []).append((row, app))
         storms = {channel: group for channel, group in by_channel.items() if len(group) > self.storm_threshold}
         in_storm = {row["id"] for group in storms.values() for row, _ in group}
@@ -235,6 +251,11 @@ class HeartbeatNotifier:
             return "suppressed"
         if app.snoozed_until is not None and app.snoozed_until > now:
             await notifications.mark_suppressed(self.pool, row["id"], f"snoozed until {app.snoozed_until.isoformat()}")
+            return "suppressed"
+        held = await suppression(self.pool, heartbeat_labels(app, row["kind"]), now)
+        if held is not None:
+            await notifications.mark_suppressed(self.pool, row["id"], held)
+            log.info("notification.held_back", app=app.name, by=held)
             return "suppressed"
         row = await notifications.merge_alert_state(self.pool, row["id"], {"alerted_at": now.isoformat()}) or row
         message = alert_message(alert_view(app, row))

@@ -255,18 +255,7 @@ class AlertPipeline:
         return routing.route(rules, alert, severity, self.settings.default_channel)
 
     async def _suppression(self, conn: asyncpg.Connection, key: str, labels: Mapping[str, str], now: datetime) -> str | None:
-        """'silence:<id>' or 'inhibition:<id>' when the incident must be held back, else None."""
-        silence = matchers.active_silence(await silences.active_silences(conn, now), labels, now)
-        if silence is not None:
-            return f"silence:{silence['id']}"
-        for rule in await silences.list_inhibition_rules(conn):
-            subset = matchers.inhibition_lookup(rule, labels)
-            if subset is None:
-                continue
-            for candidate in await incidents.firing_with_labels(conn, subset, exclude_group_key=key):
-                if matchers.inhibits(rule, candidate["labels"], labels):
-                    return f"inhibition:{rule['id']}"
-        return None
+        return await suppression(conn, labels, now, exclude_group_key=key)
 
     async def release_suppressed(self, *, now: datetime | None = None) -> int:
         """Post incidents whose silence ended or whose inhibiting incident resolved (the sweep calls
@@ -293,6 +282,24 @@ class AlertPipeline:
         if released:
             self._on_change()
         return released
+
+
+async def suppression(
+    conn: asyncpg.Connection | asyncpg.Pool, labels: Mapping[str, str], now: datetime, *, exclude_group_key: str = ""
+) -> str | None:
+    """'silence:<id>' or 'inhibition:<id>' when an alert with these labels must be held back, else
+    None. Heartbeat alerts ask too, so a silence or a crashed dyno can quiet a missed heartbeat."""
+    silence = matchers.active_silence(await silences.active_silences(conn, now), labels, now)
+    if silence is not None:
+        return f"silence:{silence['id']}"
+    for rule in await silences.list_inhibition_rules(conn):
+        subset = matchers.inhibition_lookup(rule, labels)
+        if subset is None:
+            continue
+        for candidate in await incidents.firing_with_labels(conn, subset, exclude_group_key=exclude_group_key):
+            if matchers.inhibits(rule, candidate["labels"], labels):
+                return f"inhibition:{rule['id']}"
+    return None
 
 
 def _changed(results: list[IngestResult]) -> bool:

@@ -391,3 +391,51 @@ async def test_an_error_no_retry_can_fix_fails_the_alert_at_once_and_shows_in_he
     assert [(r["status"], r["attempts"], r["last_error"]) for r in row] == [("failed", 1, "slack: channel_not_found")]
     health = await pulser.health_report()
     assert health["components"]["slack_delivery"]["failed"] == 1
+
+
+# --- silences and inhibition -------------------------------------------------------------------------
+
+
+async def test_a_silence_on_the_app_holds_back_its_missed_heartbeat_alert(pulser, sandbox):
+    from storage import silences
+
+    app = await register(pulser.pool, name="billing-cron", interval=60, grace=0)
+    await silences.create_silence(
+        pulser.pool, matchers=[{"name": "app", "op": "=", "value": "billing-cron"}], starts_at=None,
+        ends_at=datetime.now(timezone.utc) + timedelta(hours=1), comment="migration", created_by="U0ALICE",
+    )
+    await heartbeat(pulser.pool, app, kind="fail")
+    pulser.notifier.wake()
+    row = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=5)
+    assert row["status"] == "suppressed" and row["last_error"].startswith("silence:")
+    assert alert_posts(sandbox) == []
+
+
+async def _delivered_or_held(pool, app):
+    row = await current_alert(pool, app)
+    return row if row and row["status"] != "pending" else None
+
+
+async def test_a_firing_incident_can_inhibit_the_same_apps_heartbeat_alert(pulser, sandbox):
+    from alerts.normalized import NormalizedAlert
+    from storage import silences
+
+    await silences.create_inhibition_rule(
+        pulser.pool, name="crash hides heartbeat", created_by="api", equal=["app"],
+        source_matchers=[{"name": "kind", "op": "=", "value": "crash"}],
+        target_matchers=[{"name": "source", "op": "=", "value": "heartbeat"}],
+    )
+    await pulser.pipeline.ingest(NormalizedAlert(
+        source="generic", source_event_id="c1", service="billing-cron", env="production", severity="critical",
+        fingerprint="crash", title="Dyno crashed", description="", occurred_at=datetime.now(timezone.utc),
+        tags={"kind": "crash", "app": "billing-cron"},
+    ))
+    app = await register(pulser.pool, name="billing-cron", interval=60, grace=0)
+    other = await register(pulser.pool, name="other-cron", interval=60, grace=0)
+    await heartbeat(pulser.pool, app, kind="fail")
+    await heartbeat(pulser.pool, other, kind="fail")
+    pulser.notifier.wake()
+    held = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=5)
+    assert held["status"] == "suppressed" and held["last_error"].startswith("inhibition:")
+    sent = await eventually(lambda: _delivered_or_held(pulser.pool, other), timeout=5)
+    assert sent["status"] == "sent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -306,3 +307,23 @@ async def test_a_click_on_a_rule_deleted_meanwhile_shows_the_current_list(pulser
     await store.delete_rule(pulser.pool, rule["id"])
     body = await click(sandbox, MOVE_UP, str(rule["id"]))
     assert body["replace_original"] is True and "no longer exists" in message_text(body)
+
+
+async def test_an_edit_in_slack_routes_the_very_next_alert_without_a_restart(pulser, sandbox):
+    from alerts.normalized import NormalizedAlert
+    from storage import incidents
+
+    def api_alert(fingerprint: str) -> NormalizedAlert:
+        return NormalizedAlert(
+            source="generic", source_event_id=fingerprint, service="api", env="production", severity="high",
+            fingerprint=fingerprint, title="API errors", description="", occurred_at=datetime.now(timezone.utc),
+        )
+
+    rule = await add_rule(pulser, "api in prod", envs="prod", min_severity="high", services="api")
+    before = await pulser.pipeline.ingest(api_alert("before"))
+    view = await open_form(sandbox, EDIT, str(rule["id"]))
+    await submit(sandbox, view, form(channel="#api-oncall"))
+    after = await pulser.pipeline.ingest(api_alert("after"))
+    [first] = await incidents.messages_for(pulser.pool, before.incident_id)
+    [second] = await incidents.messages_for(pulser.pool, after.incident_id)
+    assert (first["channel"], second["channel"]) == ("#api-alerts", "#api-oncall")
