@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerts.normalized import severity_at_least
-from blocks.incidents import IncidentView, format_mention
+from blocks.incidents import IncidentView, RollbackOffer, format_mention
 
 
 def incident_view(incident: dict, message: dict | None = None, *, now: datetime | None = None) -> IncidentView:
@@ -47,4 +47,18 @@ def incident_view(incident: dict, message: dict | None = None, *, now: datetime 
         escalation_level=escalation_level,
         suppressed_by=incident["suppressed_by"],
         now=now,
+        rollback=rollback_offer(incident),
+        action_note=incident.get("action_note"),
     )
+
+
+def rollback_offer(incident: dict) -> RollbackOffer | None:
+    """Heroku deploy incidents carry the release to roll back to in their labels (set by detection)."""
+    labels = incident.get("labels") or {}
+    if incident["source"] != "heroku" or labels.get("kind") != "deploy" or not labels.get("rollback_target_id"):
+        return None
+    try:
+        version = int(labels.get("rollback_target_version", ""))
+    except ValueError:
+        return None
+    return RollbackOffer(app=labels.get("app", incident["service"]), release_id=labels["rollback_target_id"], version=version)

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 # Ordered from least to most urgent: routing compares with "severity >= X", spikes bump one level.
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 STATUSES: tuple[str, ...] = ("firing", "resolved")
-# Extend when a source module is added (Heroku is next).
-SOURCE_NAMES: tuple[str, ...] = ("sentry", "alertmanager", "github", "generic")
+# One name per module in alerts/sources/ (Heroku alerts come from alerts/heroku_detection.py).
+SOURCE_NAMES: tuple[str, ...] = ("sentry", "alertmanager", "github", "generic", "heroku")
 
 
 def severity_rank(severity: str) -> int:

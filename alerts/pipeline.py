@@ -101,27 +101,49 @@ class AlertPipeline:
         if _changed(results):
             self._on_change()
 
-    async def _ingest(self, conn: asyncpg.Connection, alert: NormalizedAlert, now: datetime) -> IngestResult:
+    async def ingest_in(
+        self, conn: asyncpg.Connection, alert: NormalizedAlert, *, now: datetime, default_channel: str | None = None
+    ) -> IngestResult:
+        """Ingest inside the caller's transaction (the Heroku monitor saves its state in the same
+        one); the caller calls `after_commit` with the results once it has committed."""
+        result = await self._ingest(conn, alert, now, default_channel)
+        if _changed([result]):
+            await notifications.announce(conn)
+        return result
+
+    def after_commit(self, results: list[IngestResult]) -> None:
+        self._after(results)
+
+    def notify_change(self) -> None:
+        """Something outside the pipeline changed an incident's messages: wake the notifier."""
+        self._on_change()
+
+    async def _ingest(
+        self, conn: asyncpg.Connection, alert: NormalizedAlert, now: datetime, default_channel: str | None = None
+    ) -> IngestResult:
+        channel = default_channel or self.settings.default_channel
         key = group_key(alert)
         await incidents.lock_group_key(conn, key)
         current = await incidents.latest_for_key(conn, key)
         if alert.status == "resolved":
             return await self._resolve(conn, current, alert, now)
         if current is not None and current["status"] == "firing" and now - current["last_seen"] <= self.settings.group_window:
-            return await self._repeat(conn, current, alert, now)
+            return await self._repeat(conn, current, alert, now, channel)
         if current is not None and current["status"] == "resolved" and _resolved_within(current, now, self.settings.group_window):
             return await self._reopen(conn, current, alert, now)
         if current is not None and current["status"] == "firing":
             await self._expire(conn, current, now)
-        return await self._open(conn, key, alert, now)
+        return await self._open(conn, key, alert, now, channel)
 
     # --- the four paths ----------------------------------------------------------------------------
 
-    async def _open(self, conn: asyncpg.Connection, key: str, alert: NormalizedAlert, now: datetime) -> IngestResult:
+    async def _open(
+        self, conn: asyncpg.Connection, key: str, alert: NormalizedAlert, now: datetime, default_channel: str
+    ) -> IngestResult:
         severity = alert.severity
         labels = matchers.alert_labels(alert, severity)
         suppressed_by = await self._suppression(conn, key, labels, now)
-        routes = await self._routes(conn, alert, severity)
+        routes = await self._routes(conn, alert, severity, default_channel)
         auto_close = [r.auto_close_minutes for r in routes if r.auto_close_minutes]
         incident = await incidents.insert_incident(
             conn,
@@ -143,6 +165,7 @@ class AlertPipeline:
                 "last_alert": alert.to_json_dict(),
                 "suppressed_by": suppressed_by,
                 "auto_close_minutes": min(auto_close) if auto_close else None,
+                "default_channel": default_channel,
             },
         )
         await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
@@ -154,7 +177,9 @@ class AlertPipeline:
         )
         return IngestResult(incident["id"], "suppressed" if suppressed_by else "opened")
 
-    async def _repeat(self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime) -> IngestResult:
+    async def _repeat(
+        self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime, default_channel: str
+    ) -> IngestResult:
         changes = self._occurrence_changes(current, alert, now)
         severity = changes.get("severity", current["severity"])
         labels = matchers.alert_labels(alert, severity)
@@ -170,7 +195,7 @@ class AlertPipeline:
         if incident["suppressed_by"] is None:
             # Routes are decided when an incident opens; a severity that rose (or a silence that
             # ended) may now match more of them, and those channels get their message.
-            routes = await self._routes(conn, alert, severity)
+            routes = await self._routes(conn, alert, severity, current["default_channel"] or default_channel)
             added = await incidents.add_messages(conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
             notify_now = added > 0 or severity != current["severity"]
         if notify_now:
@@ -249,10 +274,12 @@ class AlertPipeline:
             "spiked_at": spiked_at,
         }
 
-    async def _routes(self, conn: asyncpg.Connection, alert: NormalizedAlert, severity: str) -> list[routing.Route]:
+    async def _routes(
+        self, conn: asyncpg.Connection, alert: NormalizedAlert, severity: str, default_channel: str | None = None
+    ) -> list[routing.Route]:
         # Read per alert, not cached: a rule edited in Slack routes the very next alert.
         rules = [routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)]
-        return routing.route(rules, alert, severity, self.settings.default_channel)
+        return routing.route(rules, alert, severity, default_channel or self.settings.default_channel)
 
     async def _suppression(self, conn: asyncpg.Connection, key: str, labels: Mapping[str, str], now: datetime) -> str | None:
         return await suppression(conn, labels, now, exclude_group_key=key)
@@ -274,7 +301,7 @@ class AlertPipeline:
                 await incidents.update_incident(conn, current["id"], {"suppressed_by": still}, now=now)
                 if still is None:
                     alert = NormalizedAlert.from_json_dict(current["last_alert"])
-                    routes = await self._routes(conn, alert, current["severity"])
+                    routes = await self._routes(conn, alert, current["severity"], current["default_channel"])
                     await incidents.add_messages(conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
                     await notifications.announce(conn)
                     released += 1

@@ -12,6 +12,8 @@ Slack's limits here because one over-long field makes Slack reject the whole mes
 
 from __future__ import annotations
 
+import json
+
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ RESOLVE = "incident_resolve"
 INVESTIGATE = "incident_investigate"
 RUNBOOK = "incident_runbook"
 SOURCE_LINK = "incident_source_link"
+ROLLBACK = "incident_rollback"
 
 SNOOZE_CHOICES: tuple[tuple[int, str], ...] = ((30, "30 min"), (60, "1 hour"), (240, "4 hours"), (1440, "24 hours"))
 SNOOZE_VALUE_PREFIX = "snooze:"
@@ -74,6 +77,15 @@ _SPECIAL_MENTIONS = {"@here": "<!here>", "@channel": "<!channel>", "@everyone": 
 
 
 @dataclass(frozen=True)
+class RollbackOffer:
+    """A deploy that can be undone: roll `app` back to release `version` (id `release_id`)."""
+
+    app: str
+    release_id: str
+    version: int
+
+
+@dataclass(frozen=True)
 class IncidentView:
     """One incident as a Slack message shows it; texts are raw (escaped here), user fields are IDs."""
 
@@ -104,6 +116,8 @@ class IncidentView:
     escalation_level: int = 0
     suppressed_by: str | None = None  # never rendered: a suppressed incident is not posted at all
     now: datetime | None = None
+    rollback: RollbackOffer | None = None  # Heroku deploys: offer a Rollback button (admins only)
+    action_note: str | None = None  # Pulser's own words on an action's outcome ("Rolled back to v41 by <@U1>")
 
 
 # --- text helpers ------------------------------------------------------------------------------------
@@ -288,6 +302,8 @@ def _state_notes(view: IncidentView) -> list[str]:
         notes.append(f":repeat: Reopened ×{view.reopened_count}")
     if view.escalation_level > 0:
         notes.append(f":rotating_light: Escalated ×{view.escalation_level}")
+    if view.action_note:
+        notes.append(clip(view.action_note, 500))
     return notes
 
 
@@ -329,6 +345,9 @@ def _actions(view: IncidentView) -> list[dict]:
         actions.append(resolve)
         if not view.investigator:
             actions.append(_button(INVESTIGATE, "Investigate", value))
+    if view.rollback is not None:
+        # Offered whatever the status: resolving a deploy notice does not make the deploy good.
+        actions.append(_rollback_button(view.incident_id, view.rollback))
     if runbook := _usable_url(view.runbook_url):
         actions.append(_button(RUNBOOK, ":book: Runbook", value, url=runbook))
     if link := _usable_url(view.link):
@@ -344,6 +363,35 @@ def _button(action_id: str, label: str, value: str, *, style: str | None = None,
         button["style"] = style
     if url:
         button["url"] = url
+    return button
+
+
+def rollback_value(incident_id: int, offer: RollbackOffer) -> str:
+    return json.dumps({"incident_id": incident_id, "app": offer.app, "release_id": offer.release_id, "version": offer.version})
+
+
+def parse_rollback_value(value: str) -> tuple[int, RollbackOffer] | None:
+    """The incident and target a Rollback button carries; None when the value is not ours."""
+    try:
+        data = json.loads(value)
+        return int(data["incident_id"]), RollbackOffer(str(data["app"]), str(data["release_id"]), int(data["version"]))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _rollback_button(incident_id: int, offer: RollbackOffer) -> dict:
+    button = _button(ROLLBACK, f":rewind: Rollback to v{offer.version}", rollback_value(incident_id, offer), style="danger")
+    app = clip_escaped(offer.app, 60, 200)
+    button["confirm"] = {
+        "title": _plain("Roll back this deploy?"),
+        "text": _mrkdwn(
+            f"Roll *{app}* back to *v{offer.version}*? Heroku creates a new release running v{offer.version}'s "
+            "code and config; the current release stays in the history."
+        ),
+        "confirm": _plain(f"Roll back to v{offer.version}"),
+        "deny": _plain("Cancel"),
+        "style": "danger",
+    }
     return button
 
 

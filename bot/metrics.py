@@ -97,6 +97,12 @@ class Metrics:
             buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+        self.rollbacks = Counter(
+            "pulser_rollbacks_total", "Heroku rollbacks started from Slack by outcome (ok, failed).", ["outcome"], registry=r
+        )
+        self.heroku_rate_limit = Gauge(
+            "pulser_heroku_rate_limit_remaining", "Heroku API requests left in the account's budget (last answer).", registry=r
+        )
         self.incidents = Gauge("pulser_incidents", "Incidents by status (firing, resolved).", ["status"], registry=r)
         self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
         self.up.set(1)

@@ -32,10 +32,13 @@ from alerts.delivery import SlackDelivery
 from alerts.incident_actions import IncidentActions
 from alerts.incident_notifier import IncidentNotifier
 from alerts.notifier import HeartbeatNotifier
+from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
 from alerts.pipeline import AlertPipeline, PipelineSettings
+from alerts.sources.heroku_api import HerokuClient
 from alerts.sources import SOURCES
 from jobs import retention
 from jobs.heartbeat_watcher import HeartbeatWatcher
+from jobs.heroku_poller import TICK_SECONDS as HEROKU_TICK_SECONDS, HerokuPoller
 from jobs.incident_sweep import INTERVAL_SECONDS as SWEEP_SECONDS, IncidentSweep
 from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
@@ -82,6 +85,8 @@ class Runtime:
         self.incident_notifier: IncidentNotifier | None = None
         self.delivery: SlackDelivery | None = None
         self.sweep: IncidentSweep | None = None
+        self.heroku: HerokuMonitor | None = None
+        self.heroku_poller: HerokuPoller | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -141,6 +146,11 @@ class Runtime:
         self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
         assert self.sweep is not None
         self.scheduler.add_job(self.sweep.run_once, "interval", seconds=SWEEP_SECONDS, id="incident-sweep")
+        assert self.heroku_poller is not None
+        self.scheduler.add_job(
+            self.heroku_poller.tick, "interval", seconds=HEROKU_TICK_SECONDS, id="heroku-poller",
+            next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
+        )
 
         if self.settings.self_ping_url:
             self.self_ping = SelfPing(
@@ -171,6 +181,7 @@ class Runtime:
                 worker_name=self.worker_name,
                 accept_envelope=self.ledger_worker.process_soon,
                 delivery_report=self.delivery_report,
+                status_report=self.status_report,
             )
             self.http_runner, self.http_port = await start_sidecar(app, self.settings.http_host, self.settings.http_port)
             log.info("sidecar.listening", url=f"http://{self.settings.http_host}:{self.http_port}")
@@ -199,6 +210,18 @@ class Runtime:
             self.ledger_worker.register(name, self.pipeline.process_envelope)
         self.incident_actions = IncidentActions(self.pool, on_change=self._incidents_changed)
         self.sweep = IncidentSweep(self.incident_actions, self.pipeline)
+        self.heroku = HerokuMonitor(
+            self.pool,
+            HerokuClient(s.heroku_api_key, s.heroku_api_url),
+            self.pipeline,
+            first_settings=HerokuSettings(s.monitored_apps, s.slack_channel, s.check_interval_minutes),
+            api_key=s.heroku_api_key,
+            on_settings_changed=self._heroku_settings_changed,
+            on_rollback=lambda outcome: self.metrics.rollbacks.labels(outcome).inc(),
+        )
+        self.heroku_poller = HerokuPoller(self.heroku)
+        # Heroku deliveries feed detection (state-based), not the plain alert path.
+        self.ledger_worker.register("heroku", self.heroku.process_webhook)
 
     def webhook_secrets(self) -> dict[str, str | None]:
         """Webhook secrets by environment variable name; each source names the one it verifies with."""
@@ -208,6 +231,12 @@ class Runtime:
             "HEROKU_WEBHOOK_SECRET": self.settings.heroku_webhook_secret,
             "PULSER_WEBHOOK_TOKEN": self.settings.webhook_token,
         }
+
+    def _heroku_settings_changed(self) -> None:
+        """Apply at once: run the poller's tick now instead of at its next 15-second mark."""
+        job = self.scheduler.get_job("heroku-poller") if self.scheduler.running else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))
 
     def _incidents_changed(self) -> None:
         if self.incident_notifier is not None:
@@ -264,6 +293,7 @@ class Runtime:
         )
         self.services.notifier = self.notifier
         self.services.incident_actions = self.incident_actions
+        self.services.heroku = self.heroku
         self.notifier.start()
         self.delivery = SlackDelivery(
             self.pool,
@@ -360,6 +390,7 @@ class Runtime:
                 components["webhooks"] = await self._webhook_health()
                 components["applications"] = {"status": "up", **await applications.count_by_state(self.pool)}
                 components["incidents"] = {"status": "up", **await incidents.count_by_status(self.pool)}
+                components["heroku"] = await self.heroku_health()
             except Exception as exc:
                 components["ledger"] = {"status": "down", "error": type(exc).__name__}
         return {
@@ -414,6 +445,45 @@ class Runtime:
         silent = sorted(n for n, e in sources.items() if e.get("silent"))
         return {"status": "degraded" if silent else "up", "silent": silent, "sources": sources}
 
+    async def heroku_health(self) -> dict:
+        """Heroku monitoring: apps, last successful poll, last error, rate-limit remaining.
+        `disabled` without an API key or apps; `degraded` while polls fail (Slack still works)."""
+        assert self.heroku is not None
+        active, why = await self.heroku.activity()
+        status = self.heroku.status
+        settings = await self.heroku.settings()
+        part: dict = {
+            "status": "up" if active else "disabled",
+            "apps": list(settings.apps),
+            "interval_minutes": settings.interval_minutes,
+            "channel": settings.channel,
+            "last_poll": status.last_cycle_at.isoformat() if status.last_cycle_at else None,
+            "last_successful_poll": status.last_success_at.isoformat() if status.last_success_at else None,
+            "last_error": status.last_error,
+            "rate_limit_remaining": self.heroku.client.budget.remaining,
+            "requests_last_cycle": status.requests_last_cycle,
+        }
+        if why:
+            part["detail"] = why
+        if active and status.errors_by_app:
+            part["status"] = "degraded"
+            part["errors"] = dict(status.errors_by_app)
+        if self.heroku.client.budget.remaining is not None:
+            self.metrics.heroku_rate_limit.set(self.heroku.client.budget.remaining)
+        return part
+
+    async def status_report(self) -> dict:
+        """`GET /api/status`: what Pulser watches and how it stands, for scripts and dashboards."""
+        assert self.pool is not None
+        return {
+            "version": __version__,
+            "mode": self.mode,
+            "applications": await applications.count_by_state(self.pool),
+            "incidents": await incidents.count_by_status(self.pool),
+            "heroku": await self.heroku_health(),
+            "webhooks": await self._webhook_health(),
+        }
+
     async def delivery_report(self) -> dict:
         """`GET /api/delivery`: webhooks in, Slack out, and what is stuck in between."""
         assert self.pool is not None
@@ -466,6 +536,8 @@ class Runtime:
         if self.self_ping is not None:
             await self.self_ping.close()
             self.self_ping = None
+        if self.heroku is not None:
+            await self.heroku.client.close()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

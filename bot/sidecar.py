@@ -29,6 +29,7 @@ def build_sidecar(
     worker_name: str = "sidecar",
     accept_envelope: Callable[[int], None] | None = None,
     delivery_report: api_delivery.DeliveryReport | None = None,
+    status_report: api_delivery.DeliveryReport | None = None,
 ) -> web.Application:
     """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`, webhooks need
     `pool` and `accept_envelope` (hands a freshly recorded delivery to the ledger worker)."""
@@ -60,6 +61,8 @@ def build_sidecar(
         api_silences.add_routes(app)
         if delivery_report is not None:
             app[api_delivery.DELIVERY_REPORT] = delivery_report
+            if status_report is not None:
+                app[api_delivery.STATUS_REPORT] = status_report
             api_delivery.add_routes(app)
     if pool is not None and accept_envelope is not None:
         app[webhooks.POOL] = pool

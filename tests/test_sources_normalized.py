@@ -80,7 +80,7 @@ def test_group_key_join_is_unambiguous():
 
 
 def test_registry_offers_every_source_with_the_same_functions():
-    assert set(SOURCES) == {"sentry", "alertmanager", "github", "generic"}
+    assert set(SOURCES) == {"sentry", "alertmanager", "github", "generic", "heroku"}
     for name, module in SOURCES.items():
         assert module.NAME == name
         for function in ("decode", "verify", "idempotency_key", "parse"):

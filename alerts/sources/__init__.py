@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Protocol
 
 from alerts.normalized import NormalizedAlert
-from alerts.sources import alertmanager, generic, github, sentry
+from alerts.sources import alertmanager, generic, github, heroku, sentry
 from alerts.sources.common import NotConfiguredError, PayloadError, SignatureError, SourceError
 
 
@@ -43,6 +43,7 @@ SOURCES: dict[str, Source] = {
     alertmanager.NAME: alertmanager,
     github.NAME: github,
     generic.NAME: generic,
+    heroku.NAME: heroku,
 }
 
 __all__ = ["SOURCES", "Source", "SourceError", "SignatureError", "NotConfiguredError", "PayloadError"]

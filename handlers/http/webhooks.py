@@ -115,4 +115,6 @@ def _kind(source: str, headers: Mapping[str, str], payload: object) -> str:
         return headers.get("X-GitHub-Event", "")
     if source == "sentry":
         return headers.get("Sentry-Hook-Resource", "legacy")
+    if source == "heroku" and isinstance(payload, dict):
+        return str(payload.get("resource", ""))
     return source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers.slack import applications, commands, heartbeat_alerts, incidents, rules, silences
+from handlers.slack import applications, commands, heartbeat_alerts, heroku, incidents, rules, silences
 from handlers.slack.services import SlackServices
 
 
@@ -15,3 +15,4 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     incidents.register(app, services)
     rules.register(app, services)
     silences.register(app, services)
+    heroku.register(app, services)

@@ -21,3 +21,4 @@ class SlackServices:
     heartbeat_history: int = 100
     notifier: Any = None  # alerts.notifier.HeartbeatNotifier, to re-render alert messages after a click
     incident_actions: Any = None  # alerts.incident_actions.IncidentActions: Ack, Snooze, Resolve, Investigate
+    heroku: Any = None  # alerts.heroku_monitor.HerokuMonitor: /heroku-status, its settings, Rollback
