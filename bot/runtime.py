@@ -32,7 +32,10 @@ from alerts.delivery import SlackDelivery
 from alerts.incident_actions import IncidentActions
 from alerts.incident_notifier import IncidentNotifier
 from alerts.notifier import HeartbeatNotifier
+from alerts.deploys import Deploys
+from alerts.event_notifier import EventNotifier
 from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
+from alerts.platform_events import PlatformEvents
 from alerts.pipeline import AlertPipeline, PipelineSettings
 from alerts.sources.heroku_api import HerokuClient
 from alerts.sources import SOURCES
@@ -87,6 +90,9 @@ class Runtime:
         self.sweep: IncidentSweep | None = None
         self.heroku: HerokuMonitor | None = None
         self.heroku_poller: HerokuPoller | None = None
+        self.events: PlatformEvents | None = None
+        self.deploys: Deploys | None = None
+        self.event_notifier: EventNotifier | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -222,6 +228,12 @@ class Runtime:
         self.heroku_poller = HerokuPoller(self.heroku)
         # Heroku deliveries feed detection (state-based), not the plain alert path.
         self.ledger_worker.register("heroku", self.heroku.process_webhook)
+        self.events = PlatformEvents(self.pool, default_channel=s.slack_channel, on_change=self._events_changed)
+        self.ledger_worker.register("events", self.events.process_envelope)
+        self.deploys = Deploys(
+            self.pool, self.events, github_token=s.github_token, github_api_url=s.github_api_url,
+            heroku_client=self.heroku.client, webhook_secret=s.deploy_webhook_secret,
+        )
 
     def webhook_secrets(self) -> dict[str, str | None]:
         """Webhook secrets by environment variable name; each source names the one it verifies with."""
@@ -237,6 +249,10 @@ class Runtime:
         job = self.scheduler.get_job("heroku-poller") if self.scheduler.running else None
         if job is not None:
             job.modify(next_run_time=datetime.now(timezone.utc))
+
+    def _events_changed(self) -> None:
+        if self.event_notifier is not None:
+            self.event_notifier.wake()
 
     def _incidents_changed(self) -> None:
         if self.incident_notifier is not None:
@@ -294,6 +310,9 @@ class Runtime:
         self.services.notifier = self.notifier
         self.services.incident_actions = self.incident_actions
         self.services.heroku = self.heroku
+        self.services.health_report = self.health_report
+        self.services.events = self.events
+        self.services.deploys = self.deploys
         self.notifier.start()
         self.delivery = SlackDelivery(
             self.pool,
@@ -309,6 +328,10 @@ class Runtime:
             on_posted=self._incident_posted,
         )
         self.incident_notifier.start()
+        self.event_notifier = EventNotifier(
+            self.pool, self.delivery, default_channel=self.settings.slack_channel, listen=self._listen
+        )
+        self.event_notifier.start()
         self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics)
         self.supervisor.start()
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
@@ -522,6 +545,9 @@ class Runtime:
         if self.incident_notifier is not None:
             await self.incident_notifier.stop()
             self.incident_notifier = None
+        if self.event_notifier is not None:
+            await self.event_notifier.stop()
+            self.event_notifier = None
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self._connect_task is not None and not self._connect_task.done():
@@ -538,6 +564,8 @@ class Runtime:
             self.self_ping = None
         if self.heroku is not None:
             await self.heroku.client.close()
+        if self.deploys is not None:
+            await self.deploys.close()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

@@ -67,6 +67,9 @@ class Settings:
     alert_spike_window_minutes: int = 5
     alert_update_debounce_seconds: int = 2  # repeats update a Slack message at most this often
     webhook_silence_hours: int = 24  # a source quiet for longer shows as "silent" in /health
+    github_token: str | None = field(default=None, repr=False)  # deploys: workflow_dispatch
+    github_api_url: str = "https://api.github.com"
+    deploy_webhook_secret: str | None = field(default=None, repr=False)  # deploys: signs generic deploy webhooks
 
     @property
     def public_base_url(self) -> str:
@@ -94,6 +97,8 @@ class Settings:
             self.heroku_webhook_secret,
             self.webhook_token,
             self.self_ping_url,  # a ping URL is a capability: whoever has it can keep the check green
+            self.github_token,
+            self.deploy_webhook_secret,
         ]
         return [v for v in values if v]
 
@@ -166,6 +171,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         alert_update_debounce_seconds=env.get(
             "ALERT_UPDATE_DEBOUNCE_SECONDS", 2, _int_between("ALERT_UPDATE_DEBOUNCE_SECONDS", 0, 300, "seconds")
         ),
+        github_token=env.text("GITHUB_TOKEN"),
+        github_api_url=env.get("GITHUB_API_URL", "https://api.github.com", _http_url("GITHUB_API_URL")).rstrip("/"),
+        deploy_webhook_secret=env.text("PULSER_DEPLOY_WEBHOOK_SECRET"),
         webhook_silence_hours=env.get(
             "WEBHOOK_SILENCE_HOURS", 24, _int_between("WEBHOOK_SILENCE_HOURS", 1, 720, "hours")
         ),

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
-from handlers.http import api_applications, api_delivery, api_rules, api_silences, auth, health, heartbeats, webhooks
+from handlers.http import api_applications, api_delivery, api_deploy, api_rules, api_silences, auth, events, health, heartbeats, webhooks
 from handlers.http.errors import MAX_BODY_BYTES, body_size_limit, error_middleware
 from handlers.http.health import HealthReport
 from handlers.http.rate_limit import RateLimiter
@@ -59,6 +59,7 @@ def build_sidecar(
         api_applications.add_routes(app)
         api_rules.add_routes(app)
         api_silences.add_routes(app)
+        api_deploy.add_routes(app)
         if delivery_report is not None:
             app[api_delivery.DELIVERY_REPORT] = delivery_report
             if status_report is not None:
@@ -71,6 +72,7 @@ def build_sidecar(
         app[webhooks.ACCEPTED] = accept_envelope
         app[webhooks.COUNT] = lambda source, outcome: metrics.webhooks.labels(source, outcome).inc()
         webhooks.add_routes(app)
+        events.add_routes(app)  # POST /events: the same keys (POOL, SECRETS, WORKER, ACCEPTED, COUNT) as webhooks
     return app
 
 

@@ -8,7 +8,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from blocks.help import help_message
-from handlers.slack import applications, rules, silences
+from handlers.slack import applications, deploy, events, rules, silences, status
 from handlers.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "apps": applications.apps_command,
     "rules": rules.rules_command,
     "silence": silences.silence_command,
+    "status": status.status_command,
+    "health": status.health_command,
+    "deploy": deploy.deploy_command,
+    "events": events.events_command,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers.slack import applications, commands, heartbeat_alerts, heroku, incidents, rules, silences
+from handlers.slack import applications, commands, deploy, events, heartbeat_alerts, heroku, home, incidents, rules, silences, status
 from handlers.slack.services import SlackServices
 
 
@@ -16,3 +16,7 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     rules.register(app, services)
     silences.register(app, services)
     heroku.register(app, services)
+    status.register(app, services)
+    home.register(app, services)
+    events.register(app, services)
+    deploy.register(app, services)

@@ -22,3 +22,6 @@ class SlackServices:
     notifier: Any = None  # alerts.notifier.HeartbeatNotifier, to re-render alert messages after a click
     incident_actions: Any = None  # alerts.incident_actions.IncidentActions: Ack, Snooze, Resolve, Investigate
     heroku: Any = None  # alerts.heroku_monitor.HerokuMonitor: /heroku-status, its settings, Rollback
+    health_report: Any = None  # async () -> dict: the runtime's /health report, for /pulser health and App Home
+    events: Any = None  # alerts.platform_events.PlatformEvents: record events, audit actions, event routes
+    deploys: Any = None  # alerts.deploys.Deploys: services, deploy requests, approval, triggers
