@@ -192,15 +192,17 @@ class HerokuMonitor:
             log.info("heroku.detected", app=obs.app, alerts=[a.fingerprint for a in alerts], polled=polled)
         return results
 
-    async def process_webhook(self, envelope: Envelope) -> None:
-        """The ledger worker's processor for `heroku` deliveries: the same detection as a poll."""
+    async def process_webhook(self, envelope: Envelope) -> bool:
+        """The ledger worker's processor for `heroku` deliveries: the same detection as a poll.
+        True when the row was marked processed with the state it changed."""
         obs = heroku_source.observation_from_event(envelope.payload, envelope.received_at)
         if obs is None:
-            return
+            return False
         if obs.app not in (await self.settings()).apps:
             log.info("heroku.webhook_for_unmonitored_app", app=obs.app)
-            return
+            return False
         await self.observe(obs, polled=False, envelope_pk=envelope.id)
+        return True
 
     async def poll_app(self, app: str, parts: Iterable[str], *, now: datetime | None = None) -> Observation:
         """Fetch the given parts of one app (each costs one request) into an Observation."""

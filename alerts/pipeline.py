@@ -37,6 +37,7 @@ from storage.envelopes import Envelope
 log = structlog.get_logger(__name__)
 
 PRODUCTION = "production"
+MAX_DEBOUNCE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class AlertPipeline:
         self._on_change = on_change or (lambda: None)
         self._on_outcome = on_outcome or (lambda outcome: None)
 
-    async def process_envelope(self, envelope: Envelope) -> None:
+    async def process_envelope(self, envelope: Envelope) -> bool:
         """Parse a recorded webhook delivery and ingest its alerts (the ledger worker calls this).
 
         One transaction for the alerts and the ledger's "processed" mark: a crash in between can
@@ -85,6 +86,7 @@ class AlertPipeline:
             if _changed(results):
                 await notifications.announce(conn)  # wakes notifiers in other processes at commit
         self._after(results)
+        return True  # marked processed with its effects
 
     async def ingest(self, alert: NormalizedAlert, *, now: datetime | None = None) -> IngestResult:
         """Apply one alert received at `now` (server receipt time: the truth for windows)."""
@@ -201,7 +203,7 @@ class AlertPipeline:
         if notify_now:
             await incidents.render_now(conn, incident["id"], now=now)
         else:
-            await incidents.schedule_render(conn, incident["id"], now=now, debounce=self.settings.render_debounce)
+            await incidents.schedule_render(conn, incident["id"], now=now, debounce=self.debounce_for(incident["count"]))
         return IngestResult(incident["id"], "repeat")
 
     async def _reopen(self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime) -> IngestResult:
@@ -248,6 +250,13 @@ class AlertPipeline:
         await incidents.render_now(conn, current["id"], now=now)
 
     # --- helpers -------------------------------------------------------------------------------------
+
+    def debounce_for(self, count: int) -> timedelta:
+        """How long repeats wait before the message shows them: the base debounce at first, one
+        more base step per 10 occurrences, at most a minute — a storm's message still moves, but a
+        handful of busy incidents cannot spend Slack's chat.update budget (about 50 a minute)."""
+        base = self.settings.render_debounce
+        return min(max(base * (1 + count // 10), base), MAX_DEBOUNCE) if base else base
 
     def _occurrence_changes(self, current: dict, alert: NormalizedAlert, now: datetime) -> dict:
         """Count, last seen, latest text, and the severity (spike bump included) after one more occurrence."""

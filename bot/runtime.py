@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Literal
 
+import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
@@ -93,6 +94,7 @@ class Runtime:
         self.events: PlatformEvents | None = None
         self.deploys: Deploys | None = None
         self.event_notifier: EventNotifier | None = None
+        self._delivery_session: aiohttp.ClientSession | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -314,9 +316,10 @@ class Runtime:
         self.services.events = self.events
         self.services.deploys = self.deploys
         self.notifier.start()
+        self._delivery_session = aiohttp.ClientSession()
         self.delivery = SlackDelivery(
             self.pool,
-            build_delivery_client(self.slack.bot_token, self.slack.api_url),
+            build_delivery_client(self.slack.bot_token, self.slack.api_url, self._delivery_session),
             on_result=lambda method, outcome: self.metrics.slack_calls.labels(method, outcome).inc(),
         )
         self.incident_notifier = IncidentNotifier(
@@ -548,6 +551,9 @@ class Runtime:
         if self.event_notifier is not None:
             await self.event_notifier.stop()
             self.event_notifier = None
+        if self._delivery_session is not None:
+            await self._delivery_session.close()
+            self._delivery_session = None
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self._connect_task is not None and not self._connect_task.done():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import asyncpg
 from aiohttp import web
@@ -27,7 +27,7 @@ def build_sidecar(
     public_base_url: Callable[[], str] = lambda: "http://127.0.0.1:8080",
     webhook_secrets: Mapping[str, str | None] | None = None,
     worker_name: str = "sidecar",
-    accept_envelope: Callable[[int], None] | None = None,
+    accept_envelope: Callable[[Any], None] | None = None,
     delivery_report: api_delivery.DeliveryReport | None = None,
     status_report: api_delivery.DeliveryReport | None = None,
 ) -> web.Application:

@@ -22,7 +22,9 @@ from storage.envelopes import Envelope
 
 log = structlog.get_logger(__name__)
 
-Processor = Callable[[Envelope], Awaitable[None]]
+# A processor may mark the row processed itself, in the transaction of its effects (exactly-once);
+# it returns True then, and the worker skips its own mark.
+Processor = Callable[[Envelope], Awaitable[bool | None]]
 
 
 def worker_name() -> str:
@@ -82,20 +84,26 @@ class LedgerWorker:
                 await self._process(row)
             return len(due)
 
-    def process_soon(self, envelope_pk: int) -> None:
+    def process_soon(self, envelope: int | Envelope) -> None:
         """Process a row this process just recorded (and holds the lease on), in the background:
-        the sender already has its 202. If we die first, the lease runs out and `run_once` retries."""
-        task = asyncio.create_task(self._process_fresh(envelope_pk), name=f"envelope-{envelope_pk}")
-        self._inflight[envelope_pk] = task
-        task.add_done_callback(lambda _: self._inflight.pop(envelope_pk, None))
+        the sender already has its 202. If we die first, the lease runs out and `run_once` retries.
+        Given the row itself, nothing is read back; given its id, it is fetched first."""
+        pk = envelope if isinstance(envelope, int) else envelope.id
+        task = asyncio.create_task(self._process_fresh(envelope), name=f"envelope-{pk}")
+        self._inflight[pk] = task
+        task.add_done_callback(lambda _: self._inflight.pop(pk, None))
 
-    async def _process_fresh(self, envelope_pk: int) -> None:
+    async def _process_fresh(self, envelope: int | Envelope) -> None:
         async with self._slots:
-            try:
-                row = await envelopes.get_envelope_by_pk(self.pool, envelope_pk)
-            except DATABASE_ERRORS as exc:
-                log.warning("ledger.fresh_unavailable", envelope_pk=envelope_pk, error=_describe(exc))
-                return  # the lease expires and the retry pass takes it
+            row: Envelope | None
+            if isinstance(envelope, int):
+                try:
+                    row = await envelopes.get_envelope_by_pk(self.pool, envelope)
+                except DATABASE_ERRORS as exc:
+                    log.warning("ledger.fresh_unavailable", envelope_pk=envelope, error=_describe(exc))
+                    return  # the lease expires and the retry pass takes it
+            else:
+                row = envelope
             if row is not None and row.status != "processed" and row.source in self._processors:
                 await self._process(row)
 
@@ -109,7 +117,7 @@ class LedgerWorker:
     async def _process(self, row: Envelope) -> None:
         bound = log.bind(source=row.source, envelope_id=row.envelope_id, attempt=row.attempts)
         try:
-            await self._processors[row.source](row)
+            marked = await self._processors[row.source](row)
         except Exception as exc:  # a processor's failure is data for the ledger, not a crash
             try:
                 retry_at = await envelopes.mark_failed(self.pool, row.id, _describe(exc), max_attempts=self.max_attempts)
@@ -119,7 +127,8 @@ class LedgerWorker:
             bound.warning("ledger.process_failed", error=_describe(exc), next_attempt_at=retry_at)
         else:
             try:
-                await envelopes.mark_processed(self.pool, row.id)
+                if not marked:
+                    await envelopes.mark_processed(self.pool, row.id)
             except DATABASE_ERRORS as exc:
                 bound.warning("ledger.mark_processed_failed", error=_describe(exc))
                 return

@@ -18,6 +18,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo on release: Pulser never SETs, LISTENs or keeps cursors on pool connections,
+    and its advisory locks are transaction-scoped (the migration lock is released in `finally`).
+    asyncpg still rolls back an open transaction first. Skipping the default reset query
+    (unlock_all; CLOSE ALL; UNLISTEN *; RESET ALL) saves a round trip per pool call — about 40 %
+    of the cost of a short query (bench/pipeline.py)."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool; every connection speaks UTC so timestamptz values never shift."""
     return await asyncpg.create_pool(
@@ -25,6 +33,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"timezone": "UTC", "application_name": "pulser"},
         command_timeout=30,
     )

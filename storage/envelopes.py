@@ -80,6 +80,40 @@ async def record_envelope(
     )
 
 
+async def record_new_envelope(
+    pool: asyncpg.Pool,
+    *,
+    source: str,
+    envelope_id: str,
+    kind: str,
+    payload: Any,
+    headers: dict,
+    claimed_by: str,
+    scope: str = "",
+    lease: timedelta = timedelta(minutes=5),
+) -> Envelope | None:
+    """`record_envelope` for a caller that processes the row itself right away: returns the whole
+    row (so nothing has to read it back), or None for a duplicate."""
+    row = await pool.fetchrow(
+        f"""
+        INSERT INTO envelopes (source, scope, envelope_id, kind, payload, headers,
+                               attempts, claimed_by, claimed_at, next_attempt_at)
+        VALUES ($1, $2, $3, $4, $5, $6, 1, $7, now(), now() + $8::interval)
+        ON CONFLICT ON CONSTRAINT envelopes_natural_key DO NOTHING
+        RETURNING {_COLUMNS}
+        """,
+        source,
+        scope,
+        envelope_id,
+        kind,
+        payload,
+        headers,
+        claimed_by,
+        lease,
+    )
+    return Envelope.from_row(row) if row else None
+
+
 async def mark_processed(pool: asyncpg.Pool, envelope_pk: int) -> bool:
     """Mark a row processed; False if it was already processed (nothing changes then)."""
     result = await pool.execute(

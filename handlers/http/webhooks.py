@@ -9,7 +9,7 @@ the 202 goes out, so a sender retry or a replay is a no-op (200, "duplicate") an
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import asyncpg
 import structlog
@@ -29,7 +29,8 @@ POOL: web.AppKey[asyncpg.Pool] = web.AppKey("webhook_pool", asyncpg.Pool)
 # Secrets by environment variable name (SENTRY_CLIENT_SECRET, …): each source names the one it needs.
 SECRETS: web.AppKey[Mapping[str, str | None]] = web.AppKey("webhook_secrets", Mapping)
 WORKER: web.AppKey[str] = web.AppKey("webhook_worker", str)
-ACCEPTED: web.AppKey[Callable[[int], None]] = web.AppKey("webhook_accepted", Callable[[int], None])
+# Hands a freshly recorded delivery (the row, or its id) to the ledger worker.
+ACCEPTED: web.AppKey[Callable[[Any], None]] = web.AppKey("webhook_accepted", Callable[[Any], None])
 COUNT: web.AppKey[WebhookCounter] = web.AppKey("webhook_count", WebhookCounter)
 
 # Headers a parser reads later, kept with the delivery. An allowlist: signatures and tokens
@@ -84,10 +85,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
 
     headers = {h: request.headers[h] for h in KEPT_HEADERS if h in request.headers}
     try:
-        pk = await envelopes.record_envelope(
+        envelope = await envelopes.record_new_envelope(
             request.app[POOL],
             source=name,
-            scope="",
             envelope_id=key,
             kind=_kind(name, headers, payload),
             payload=payload,
@@ -98,12 +98,12 @@ async def receive_webhook(request: web.Request) -> web.Response:
         count(name, "unavailable")
         # 503: the sender retries later, and nothing was accepted that could be lost.
         return json_error(503, "database unavailable", "the delivery was not stored; retry later")
-    if pk is None:
+    if envelope is None:
         count(name, "duplicate")
         return web.json_response({"status": "duplicate", "idempotency_key": key}, status=200)
     count(name, "accepted")
-    request.app[ACCEPTED](pk)
-    log.info("webhook.accepted", source=name, envelope_pk=pk, alerts=len(alerts))
+    request.app[ACCEPTED](envelope)
+    log.info("webhook.accepted", source=name, envelope_pk=envelope.id, alerts=len(alerts))
     return web.json_response(
         {"status": "accepted", "idempotency_key": key, "alerts": len(alerts), "received_at": datetime.now(timezone.utc).isoformat()},
         status=202,
