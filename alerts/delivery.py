@@ -68,11 +68,14 @@ class SlackDelivery:
         client: AsyncWebClient,
         *,
         on_result: Callable[[str, str], None] | None = None,
+        on_latency: Callable[[str, float, bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.pool = pool
         self.client = client
         self._on_result = on_result or (lambda method, outcome: None)
+        # (method, seconds, ok) once per call, whatever its outcome (metrics: the latency histogram).
+        self._on_latency = on_latency or (lambda method, seconds, ok: None)
         self._clock = clock
         self._blocked_until: dict[str, float] = {}
         self.auth_problem: Problem | None = None
@@ -158,7 +161,9 @@ class SlackDelivery:
         incident_id: int | None,
         notification_id: int | None,
     ) -> None:
-        latency_ms = (time.perf_counter() - started) * 1000
+        seconds = time.perf_counter() - started
+        self._on_latency(method, seconds, ok)
+        latency_ms = seconds * 1000
         try:
             await deliveries.record_delivery(
                 self.pool,

@@ -1,15 +1,37 @@
-"""Placeholder — being written (issue 6): posts and updates platform event messages."""
+"""Delivers platform event messages: post once, then update in place as the event's chain grows
+(a deployment's started → completed) or someone clicks Ack / Investigate.
+
+Runs in every process that holds the Slack connection. Work comes from the database, never from
+memory: `platform_events.render_due_at` is the outbox, claimed with SKIP LOCKED and a lease, so a
+crash, a Slack outage or a 429 loses nothing — the row stays due and is retried with backoff (or
+after Retry-After) until Slack takes it, or given up with `last_error` when no retry can help.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 import asyncpg
+import structlog
 
-from alerts.delivery import SlackDelivery
+from alerts.delivery import DeliveryError, SlackDelivery, Throttled
+from alerts.incident_notifier import MAX_ATTEMPTS, backoff
+from alerts.platform_events import event_view
+from blocks.events import event_message
+from storage import notifications
+from storage import platform_events as store
+from storage.database import DATABASE_ERRORS, Listener
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=60)
 
 
 class EventNotifier:
+    poll_interval: float = 1.0
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -17,16 +39,96 @@ class EventNotifier:
         *,
         default_channel: str,
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
+        concurrency: int = 8,
     ):
         self.pool = pool
         self.delivery = delivery
         self.default_channel = default_channel
+        self._limit = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._listener = Listener(listen, notifications.NOTIFY_CHANNEL, lambda payload: self.wake())
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
 
     def wake(self) -> None:
-        pass
+        self._wake.set()
 
     def start(self) -> None:
-        pass
+        self._task = asyncio.create_task(self._run(), name="event-notifier")
 
     async def stop(self) -> None:
-        pass
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        await self._listener.close()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._listener.ensure()
+                while await self.deliver_due() > 0:
+                    pass
+            except DATABASE_ERRORS as exc:
+                log.warning("event_notifier.database_unavailable", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("event_notifier.error")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def deliver_due(self, *, now: datetime | None = None, limit: int = 50) -> int:
+        """One round: claim due event messages and render them concurrently; how many were claimed."""
+        async with self._lock:
+            now = now or datetime.now(timezone.utc)
+            claimed = await store.claim_due(self.pool, now=now, limit=limit, lease=LEASE)
+            await asyncio.gather(*(self._render(event, now + LEASE) for event in claimed))
+            return len(claimed)
+
+    async def _render(self, event: dict, claimed_until: datetime) -> None:
+        bound = log.bind(event_id=event["id"], event_type=event["event_type"])
+        chain = await store.chain_of(self.pool, event)
+        if not any(e["id"] == event["id"] for e in chain):
+            chain.append(event)
+        # A chain's message may have been posted by an earlier event a moment ago.
+        posted = next((e for e in reversed(chain) if e["slack_ts"]), None)
+        if posted is not None and event["slack_ts"] is None:
+            await store.adopt_message(self.pool, event["id"], channel=posted["slack_channel"], ts=posted["slack_ts"])
+            event = {**event, "slack_channel": posted["slack_channel"], "slack_ts": posted["slack_ts"]}
+        content = event_message(event_view(chain))
+        async with self._limit:
+            try:
+                if event["slack_ts"] is None:
+                    channel = event["slack_channel"] or self.default_channel
+                    response = await self.delivery.call("chat.postMessage", channel=channel, **content)
+                    channel, ts = response["channel"], response["ts"]
+                else:
+                    await self.delivery.call("chat.update", channel=event["slack_channel"], ts=event["slack_ts"], **content)
+                    channel, ts = None, None
+            except Throttled as exc:
+                retry_at = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
+                await store.event_retry(self.pool, event["id"], error=str(exc), retry_at=retry_at, count_attempt=False)
+                bound.warning("event_message.throttled", retry_after=exc.retry_after)
+                return
+            except DeliveryError as exc:
+                await self._failed(event, exc, bound)
+                return
+        await store.event_rendered(self.pool, event, claimed_until=claimed_until, channel=channel, ts=ts)
+        if ts is not None:
+            bound.info("event_message.posted", channel=channel, ts=ts)
+        else:
+            bound.info("event_message.updated")
+
+    async def _failed(self, event: dict, exc: DeliveryError, bound) -> None:
+        if exc.permanent or event["attempts"] >= MAX_ATTEMPTS:
+            await store.event_failed(self.pool, event["id"], error=f"slack: {exc.error}")
+            bound.error("event_message.failed", error=exc.error, channel=event["slack_channel"])
+            return
+        retry_at = datetime.now(timezone.utc) + backoff(event["attempts"])
+        await store.event_retry(self.pool, event["id"], error=f"slack: {exc.error}", retry_at=retry_at)
+        bound.warning("event_message.retrying", error=exc.error, retry_at=retry_at.isoformat())

@@ -55,6 +55,9 @@ class PipelineSettings:
 class IngestResult:
     incident_id: int | None
     outcome: str  # opened | repeat | reopened | resolved | suppressed | ignored
+    # The alert's own source and severity, for metrics (spike bumps are the incident's, not the alert's).
+    source: str = ""
+    severity: str = ""
 
 
 class AlertPipeline:
@@ -65,11 +68,14 @@ class AlertPipeline:
         *,
         on_change: Callable[[], None] | None = None,
         on_outcome: Callable[[str], None] | None = None,
+        on_alert: Callable[[str, str], None] | None = None,
     ):
         self.pool = pool
         self.settings = settings
         self._on_change = on_change or (lambda: None)
         self._on_outcome = on_outcome or (lambda outcome: None)
+        # (source, severity) per alert once its transaction committed, so a retried row counts once.
+        self._on_alert = on_alert or (lambda source, severity: None)
 
     async def process_envelope(self, envelope: Envelope) -> bool:
         """Parse a recorded webhook delivery and ingest its alerts (the ledger worker calls this).
@@ -100,6 +106,7 @@ class AlertPipeline:
     def _after(self, results: list[IngestResult]) -> None:
         for result in results:
             self._on_outcome(result.outcome)
+            self._on_alert(result.source, result.severity)
         if _changed(results):
             self._on_change()
 
@@ -121,6 +128,12 @@ class AlertPipeline:
         self._on_change()
 
     async def _ingest(
+        self, conn: asyncpg.Connection, alert: NormalizedAlert, now: datetime, default_channel: str | None = None
+    ) -> IngestResult:
+        result = await self._decide(conn, alert, now, default_channel)
+        return dataclasses.replace(result, source=alert.source, severity=alert.severity)
+
+    async def _decide(
         self, conn: asyncpg.Connection, alert: NormalizedAlert, now: datetime, default_channel: str | None = None
     ) -> IngestResult:
         channel = default_channel or self.settings.default_channel

@@ -10,6 +10,11 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pulser rules", "Alert routing rules in order: add, edit, delete, move (admins change them)."),
     ("/pulser silence env=staging service=api 2h [comment]", "Silence matching alerts for a while (admins)."),
     ("/pulser silence list | expire <id>", "Active silences; end one early."),
+    ("/pulser status", "Heartbeat apps, open incidents, Heroku apps and what is silenced, at a glance."),
+    ("/pulser health", "Pulser's own parts: database, Slack connection, jobs, webhooks, Slack delivery, Heroku API."),
+    ("/pulser deploy <service> [ref]", "Deploy a service (with approval where it requires it)."),
+    ("/pulser deploy services | remove <service>", "Deployable services; remove one (admins)."),
+    ("/pulser events [route <type> #channel]", "Where each platform event type is posted; change one (admins)."),
 ]
 
 CAPABILITIES = [

@@ -1,17 +1,33 @@
 """Pulser's Prometheus metrics, on a registry of its own so tests and the sidecar see only ours.
 
 Names follow Prometheus conventions: `pulser_` prefix, base units, `_total` for counters.
-Modules below `bot/` never import this: they get the Metrics object passed in.
+Modules below `bot/` never import this: they get the Metrics object passed in (or one of the
+small methods at the bottom, as a callback).
+
+No metric has a label called `job` or `instance`: Prometheus attaches those to every scraped series
+and would rename ours to `exported_job`, so "which background task" is the `task` label.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client import generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
+
+# Background work whose last success and last failure are exposed as timestamps (the `task` label).
+TASKS = ("heroku_poll", "slack_delivery", "webhook")
+# Slack delivery outcomes (alerts.delivery) that count as errors; a 429 is a delay, not an error.
+SLACK_ERROR_OUTCOMES = frozenset({"failed", "retrying"})
+# The `type` values of pulser_errors_total.
+ERROR_TYPES = ("slack_api", "envelope", "slack_listener")
+# Deployment statuses that mean it failed: Pulser could not trigger it (alerts.deploys), or a deploy
+# event said so (POST /events, GitHub deployment_status). Their series exist from a service's first
+# deployment on, at 0, so that increase() sees the first failure.
+DEPLOYMENT_FAILED_STATUSES = ("trigger_failed", "failed")
 
 
 class Metrics:
@@ -20,7 +36,8 @@ class Metrics:
         ProcessCollector(registry=self.registry, namespace="pulser")
         PlatformCollector(registry=self.registry)
         r = self.registry
-        self.build_info = Info("pulser_build", "Pulser version.", registry=r)
+        self._version = version
+        self.build_info = Info("pulser_build", "Pulser version and mode (run, bot, sidecar).", registry=r)
         self.build_info.info({"version": version})
         self.up = Gauge("pulser_up", "1 while the Pulser process runs.", registry=r)
         self.start_time = Gauge("pulser_start_time_seconds", "Unix time the process started.", registry=r)
@@ -105,8 +122,136 @@ class Metrics:
         )
         self.incidents = Gauge("pulser_incidents", "Incidents by status (firing, resolved).", ["status"], registry=r)
         self.scheduler_running = Gauge("pulser_scheduler_running", "1 while the job scheduler runs.", registry=r)
+        self.uptime = Gauge("pulser_uptime_seconds", "Seconds since the process started.", registry=r)
+        self.slack_commands = Counter(
+            "pulser_slack_commands_total",
+            "Slash commands received, by command (with the /pulser subcommand when it is a known one).",
+            ["command"],
+            registry=r,
+        )
+        self.slack_actions = Counter(
+            "pulser_slack_actions_total",
+            "Slack interactions received: buttons and menus by action_id, modal submissions by callback_id.",
+            ["action"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "pulser_errors_total",
+            "Errors by type (slack_api: a Slack call failed; envelope: a ledger row failed to process).",
+            ["type"],
+            registry=r,
+        )
+        self.slack_call_duration = Histogram(
+            "pulser_slack_api_call_duration_seconds",
+            "Latency of the alert pipeline's Slack Web API calls by method, failed calls included.",
+            ["method"],
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.alerts = Counter(
+            "pulser_alerts_total",
+            "Alerts ingested by the pipeline (firing and resolved notifications) by source and severity.",
+            ["source", "severity"],
+            registry=r,
+        )
+        self.deployments = Counter(
+            "pulser_deployments_total",
+            "Deployments by service and status: requests from Slack or the API (pending_approval, approved,"
+            " rejected, triggered, trigger_failed) and deploy events (started, completed, failed).",
+            ["service", "status"],
+            registry=r,
+        )
+        self.deployment_duration = Histogram(
+            "pulser_deployment_duration_seconds",
+            "Time from a deployment's started event to its completed or failed event, by service.",
+            ["service"],
+            buckets=(15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "pulser_last_success_timestamp_seconds",
+            "Unix time a background task last succeeded (task: heroku_poll, slack_delivery, webhook).",
+            ["task"],
+            registry=r,
+        )
+        self.last_failure = Gauge(
+            "pulser_last_failure_timestamp_seconds",
+            "Unix time a background task last failed (task: heroku_poll, slack_delivery, webhook).",
+            ["task"],
+            registry=r,
+        )
+        self.webhook_last_received = Gauge(
+            "pulser_webhook_last_received_timestamp_seconds",
+            "Unix time each inbound source (webhook sources and events) last delivered, from the ledger.",
+            ["source"],
+            registry=r,
+        )
+        self.ledger_envelopes = Gauge(
+            "pulser_ledger_envelopes",
+            "Rows in the inbound ledger by status (received = waiting or retrying, processed, failed = gave up).",
+            ["status"],
+            registry=r,
+        )
+        # Children that alert rules watch with increase() exist at 0 from the start: a series first
+        # seen at 1 has no earlier sample, so increase() would miss that first failure.
+        for error_type in ERROR_TYPES:
+            self.errors.labels(error_type)
+        for outcome in ("ok", "failed"):
+            self.rollbacks.labels(outcome)
         self.up.set(1)
-        self.start_time.set(time.time())
+        started = time.time()
+        self.start_time.set(started)
+        self.uptime.set_function(lambda: time.time() - started)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    # --- callbacks the wiring hands to the parts that do the work ---------------------------------
+
+    def set_mode(self, mode: str) -> None:
+        """Record which half this process runs (run, bot, sidecar): a sidecar has no Socket Mode."""
+        self.build_info.info({"version": self._version, "mode": mode})
+
+    def observe_slack_call(self, method: str, seconds: float, ok: bool) -> None:
+        """One Slack Web API call of the alert pipeline: its latency, and when delivery last worked or not."""
+        self.slack_call_duration.labels(method).observe(max(0.0, seconds))
+        (self.last_success if ok else self.last_failure).labels("slack_delivery").set(time.time())
+
+    def slack_call_result(self, method: str, outcome: str) -> None:
+        """A classified Slack call (ok, rate_limited, retrying, failed)."""
+        self.slack_calls.labels(method, outcome).inc()
+        if outcome in SLACK_ERROR_OUTCOMES:
+            self.errors.labels("slack_api").inc()
+
+    def envelope_outcome(self, source: str, outcome: str) -> None:
+        """A ledger row processed or failed; a webhook-type source also moves the `webhook` task's timestamps."""
+        self.envelopes.labels(source, outcome).inc()
+        if outcome == "failed":
+            self.errors.labels("envelope").inc()
+        if source != "slack" and outcome in ("processed", "failed"):
+            self.task_finished("webhook", ok=outcome == "processed")
+
+    def count_command(self, command: str) -> None:
+        self.slack_commands.labels(command).inc()
+
+    def count_action(self, action: str) -> None:
+        self.slack_actions.labels(action).inc()
+
+    def count_alert(self, source: str, severity: str) -> None:
+        self.alerts.labels(source, severity).inc()
+
+    def deployment(self, service: str, status: str, seconds: float | None = None) -> None:
+        """A deployment reached `status`; `seconds` (start to end) once it has ended."""
+        for failed in DEPLOYMENT_FAILED_STATUSES:
+            self.deployments.labels(service, failed)
+        self.deployments.labels(service, status).inc()
+        if seconds is not None:
+            self.deployment_duration.labels(service).observe(max(0.0, seconds))
+
+    def task_finished(self, task: str, *, ok: bool, at: datetime | float | None = None) -> None:
+        """Set the task's last success or failure timestamp (`at` defaults to now)."""
+        if task not in TASKS:  # a fixed set: label values must not grow without bound
+            raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        if isinstance(at, datetime):
+            at = at.timestamp()
+        (self.last_success if ok else self.last_failure).labels(task).set(time.time() if at is None else at)

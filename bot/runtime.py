@@ -36,6 +36,7 @@ from alerts.notifier import HeartbeatNotifier
 from alerts.deploys import Deploys
 from alerts.event_notifier import EventNotifier
 from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
+from alerts.home import HomeRefresher
 from alerts.platform_events import PlatformEvents
 from alerts.pipeline import AlertPipeline, PipelineSettings
 from alerts.sources.heroku_api import HerokuClient
@@ -46,7 +47,7 @@ from jobs.heroku_poller import TICK_SECONDS as HEROKU_TICK_SECONDS, HerokuPoller
 from jobs.incident_sweep import INTERVAL_SECONDS as SWEEP_SECONDS, IncidentSweep
 from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
-from storage import applications, database, deliveries, envelopes, incidents, notifications
+from storage import applications, database, deliveries, envelopes, incidents, notifications, platform_events
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
@@ -70,6 +71,7 @@ class Runtime:
         self.settings = settings
         self.mode = mode
         self.metrics = metrics or Metrics(__version__)
+        self.metrics.set_mode(mode)
         self.worker_name = worker_name()
         self.embedded: EmbeddedPostgres | None = None
         self.pool: asyncpg.Pool | None = None
@@ -95,6 +97,7 @@ class Runtime:
         self.deploys: Deploys | None = None
         self.event_notifier: EventNotifier | None = None
         self._delivery_session: aiohttp.ClientSession | None = None
+        self.home_refresher: HomeRefresher | None = None
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -129,7 +132,7 @@ class Runtime:
             self.pool,
             max_attempts=self.settings.ledger_max_attempts,
             name=self.worker_name,
-            on_outcome=lambda source, outcome: self.metrics.envelopes.labels(source, outcome).inc(),
+            on_outcome=self.metrics.envelope_outcome,
         )
         self._start_pipeline()
         self.scheduler.start()
@@ -173,7 +176,7 @@ class Runtime:
             self.heartbeat_writer = HeartbeatWriter(
                 self.pool,
                 on_batch=self.metrics.heartbeat_batch_size.observe,
-                on_notifications=lambda: self.notifier.wake() if self.notifier else None,
+                on_notifications=self._heartbeats_changed,
             )
             await self.heartbeat_writer.start()
             app = build_sidecar(
@@ -213,9 +216,11 @@ class Runtime:
             ),
             on_change=self._incidents_changed,
             on_outcome=lambda outcome: self.metrics.incident_events.labels(outcome).inc(),
+            on_alert=self.metrics.count_alert,
         )
-        for name in SOURCES:
-            self.ledger_worker.register(name, self.pipeline.process_envelope)
+        for name in SOURCES:  # GitHub deliveries also become ci/deploy platform events (self.events, below)
+            self.ledger_worker.register(name, self.pipeline.process_envelope if name != "github" else (
+                lambda envelope: self.events.process_github(envelope, self.pipeline.process_envelope)))
         self.incident_actions = IncidentActions(self.pool, on_change=self._incidents_changed)
         self.sweep = IncidentSweep(self.incident_actions, self.pipeline)
         self.heroku = HerokuMonitor(
@@ -235,6 +240,7 @@ class Runtime:
         self.deploys = Deploys(
             self.pool, self.events, github_token=s.github_token, github_api_url=s.github_api_url,
             heroku_client=self.heroku.client, webhook_secret=s.deploy_webhook_secret,
+            on_deploy=self.metrics.deployment,
         )
 
     def webhook_secrets(self) -> dict[str, str | None]:
@@ -259,6 +265,14 @@ class Runtime:
     def _incidents_changed(self) -> None:
         if self.incident_notifier is not None:
             self.incident_notifier.wake()
+        if self.home_refresher is not None:
+            self.home_refresher.wake()
+
+    def _heartbeats_changed(self) -> None:
+        if self.notifier is not None:
+            self.notifier.wake()
+        if self.home_refresher is not None:
+            self.home_refresher.wake()
 
     def _incident_posted(self, incident: dict, at: datetime) -> None:
         self.metrics.alert_to_slack.observe(max(0.0, (at - incident["first_seen"]).total_seconds()))
@@ -293,7 +307,7 @@ class Runtime:
             public_base_url=self.settings.public_base_url,
             heartbeat_history=self.settings.heartbeat_history,
         )
-        self.app = build_app(self.slack.bot_token, self.slack.api_url, self.services)
+        self.app = build_app(self.slack.bot_token, self.slack.api_url, self.services, metrics=self.metrics)
         self.socket = LedgerSocketModeHandler(
             self.app,
             self.slack.app_token,
@@ -315,12 +329,16 @@ class Runtime:
         self.services.health_report = self.health_report
         self.services.events = self.events
         self.services.deploys = self.deploys
+        self.home_refresher = HomeRefresher(self.pool, self.app.client)
+        self.services.home = self.home_refresher
+        self.home_refresher.start()
         self.notifier.start()
         self._delivery_session = aiohttp.ClientSession()
         self.delivery = SlackDelivery(
             self.pool,
             build_delivery_client(self.slack.bot_token, self.slack.api_url, self._delivery_session),
-            on_result=lambda method, outcome: self.metrics.slack_calls.labels(method, outcome).inc(),
+            on_result=self.metrics.slack_call_result,
+            on_latency=self.metrics.observe_slack_call,
         )
         self.incident_notifier = IncidentNotifier(
             self.pool,
@@ -353,8 +371,7 @@ class Runtime:
 
     def _on_missed(self, count: int) -> None:
         self.metrics.heartbeats_missed.inc(count)
-        if self.notifier is not None:
-            self.notifier.wake()
+        self._heartbeats_changed()
 
     async def refresh_gauges(self) -> None:
         """Gauges that come from the database are refreshed on a timer, not at scrape time."""
@@ -364,8 +381,19 @@ class Runtime:
                 self.metrics.heartbeat_apps.labels(status).set(count)
             for status, count in (await incidents.count_by_status(self.pool)).items():
                 self.metrics.incidents.labels(status).set(count)
+            for status, count in (await envelopes.status_counts(self.pool)).items():
+                self.metrics.ledger_envelopes.labels(status).set(count)
+            inbound = sorted({*SOURCES, "events"})  # webhook sources and POST /events
+            for source, last in (await envelopes.last_received_by_source(self.pool, inbound)).items():
+                if last is not None:
+                    self.metrics.webhook_last_received.labels(source).set(last.timestamp())
         except DATABASE_ERRORS as exc:
             log.warning("metrics.refresh_failed", error=f"{type(exc).__name__}: {exc}")
+        if self.heroku is not None:  # this process's own polls; each process claims cycles in turn
+            if self.heroku.status.last_success_at is not None:
+                self.metrics.task_finished("heroku_poll", ok=True, at=self.heroku.status.last_success_at)
+            if self.heroku.status.last_error_at is not None:
+                self.metrics.task_finished("heroku_poll", ok=False, at=self.heroku.status.last_error_at)
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """For tests and the CLI: wait until the Socket Mode connection is up."""
@@ -399,9 +427,11 @@ class Runtime:
         else:
             components["socket_mode"] = {"status": "disabled", "detail": "this process runs the sidecar only"}
 
+        jobs = self.scheduler.get_jobs() if self.scheduler.running else []
         components["scheduler"] = {
             "status": "up" if self.scheduler.running else "down",
-            "jobs": sorted(job.id for job in self.scheduler.get_jobs()) if self.scheduler.running else [],
+            "jobs": sorted(job.id for job in jobs),
+            "next_runs": {job.id: job.next_run_time.isoformat() for job in jobs if job.next_run_time},
         }
         if self.watcher is not None:
             components["heartbeat_watcher"] = {
@@ -442,6 +472,9 @@ class Runtime:
             "incident_messages_pending": backlog["pending"],
             "incident_messages_failed": backlog["failed"],
         }
+        events_backlog = await platform_events.delivery_backlog(self.pool)
+        part["event_messages_pending"] = events_backlog["pending"]
+        part["event_messages_failed"] = events_backlog["failed"]
         if self.delivery is not None:
             if self.delivery.auth_problem is not None:
                 part["status"] = "down"
@@ -554,6 +587,9 @@ class Runtime:
         if self._delivery_session is not None:
             await self._delivery_session.close()
             self._delivery_session = None
+        if self.home_refresher is not None:
+            await self.home_refresher.stop()
+            self.home_refresher = None
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self._connect_task is not None and not self._connect_task.done():

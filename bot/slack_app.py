@@ -14,6 +14,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.metrics import Metrics
+from handlers.slack.commands import SUBCOMMANDS
 from handlers.slack.registry import register_all
 from handlers.slack.services import SlackServices
 
@@ -56,7 +58,7 @@ class _QuietTokenWarning(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def build_app(bot_token: str, api_url: str, services: SlackServices) -> AsyncApp:
+def build_app(bot_token: str, api_url: str, services: SlackServices, *, metrics: Metrics | None = None) -> AsyncApp:
     bolt_logger = logging.getLogger("slack_bolt")
     if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_QuietTokenWarning())
@@ -66,5 +68,46 @@ def build_app(bot_token: str, api_url: str, services: SlackServices) -> AsyncApp
         request_verification_enabled=False,
         logger=bolt_logger,
     )
+    if metrics is not None:
+        app.use(interaction_counter(metrics))
     register_all(app, services)
     return app
+
+
+def command_label(body: dict) -> str | None:
+    """The metric label of a slash command: `/pulser status` for a known /pulser subcommand, else
+    the bare command, so typed words never become label values (each would be a new time series)."""
+    command = body.get("command")
+    if not isinstance(command, str) or not command.startswith("/"):
+        return None
+    command = command[:40]
+    word = str(body.get("text") or "").strip().partition(" ")[0].lower()
+    if command == "/pulser" and word in SUBCOMMANDS:
+        return f"{command} {word}"
+    return command
+
+
+def action_label(body: dict) -> str | None:
+    """A button or menu's action_id, or a modal's callback_id; None for anything else."""
+    if body.get("type") == "block_actions":
+        actions = body.get("actions") or [{}]
+        action_id = actions[0].get("action_id") if isinstance(actions[0], dict) else None
+        return str(action_id)[:64] if action_id else None
+    if body.get("type") == "view_submission":
+        callback_id = (body.get("view") or {}).get("callback_id")
+        return str(callback_id)[:64] if callback_id else None
+    return None
+
+
+def interaction_counter(metrics: Metrics):
+    """Global Bolt middleware counting commands and actions; a ledger retry is not counted again."""
+
+    async def count_interaction(body: dict, context: dict, next) -> None:  # noqa: A002 — Bolt injects by name
+        if not context.get("ledger_retry"):
+            if (command := command_label(body)) is not None:
+                metrics.count_command(command)
+            elif (action := action_label(body)) is not None:
+                metrics.count_action(action)
+        await next()
+
+    return count_interaction

@@ -254,6 +254,7 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
             else:
                 retry_at = await envelopes.mark_failed(self.pool, ledger_pk, error, max_attempts=self.max_attempts)
                 self.metrics.envelopes.labels(SOURCE, "failed").inc()
+                self.metrics.errors.labels("slack_listener").inc()
                 bound.warning("ledger.failed", error=error, next_attempt_at=retry_at)
         except DATABASE_ERRORS as exc:
             # The row keeps its lease; the ledger worker picks it up when the lease runs out.

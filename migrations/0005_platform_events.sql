@@ -70,3 +70,7 @@ CREATE TABLE deploy_requests (
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- The App Home's 24-hour figures.
+CREATE INDEX alert_occurrences_received_idx ON alert_occurrences (received_at);
+CREATE INDEX incidents_first_seen_idx ON incidents (first_seen);

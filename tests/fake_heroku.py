@@ -181,6 +181,7 @@ class FakeHeroku:
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
+        self.promotions: list[dict] = []  # pipeline promotions created, as answered
         self._apps: dict[str, _App] = {}
         self._faults: list[_Fault] = []
         self._runner: web.AppRunner | None = None
@@ -208,6 +209,7 @@ class FakeHeroku:
         app.router.add_get("/apps/{app}/config-vars", self._get_config_vars)
         app.router.add_get("/apps/{app}/addons", self._list_addons)
         app.router.add_get("/apps/{app}/formation", self._list_formation)
+        app.router.add_post("/pipeline-promotions", self._create_promotion)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
@@ -462,6 +464,37 @@ class FakeHeroku:
         release["artifacts"] = [dict(a) for a in target["artifacts"]]
         release["addon_plan_names"] = list(target["addon_plan_names"])
         return web.json_response(release, status=201)
+
+    async def _create_promotion(self, request: web.Request) -> web.Response:
+        """`{"pipeline": {"id"}, "source": {"app": {id|name}}, "targets": [{"app": {id|name}}]}` → pending."""
+        body = await _body(request)
+        pipeline = (body.get("pipeline") or {}).get("id") if isinstance(body, dict) else None
+        source = ((body.get("source") or {}).get("app") or {}) if isinstance(body, dict) else {}
+        targets = body.get("targets") if isinstance(body, dict) else None
+        if not pipeline or not source or not isinstance(targets, list) or not targets:
+            raise _Refusal(422, "invalid_params", "Missing required params: pipeline, source, targets.")
+        source_app = self._app_by_ref(source)
+        for target in targets:
+            self._app_by_ref((target or {}).get("app") or {})
+        current = next((r for r in source_app.releases if r["current"]), None)
+        promotion = {
+            "created_at": _now(),
+            "id": _id(),
+            "pipeline": {"id": pipeline},
+            "source": {"app": {"id": source_app.info["id"]}, "release": {"id": current["id"] if current else None}},
+            "status": "pending",
+            "updated_at": _now(),
+            "targets": [t["app"] for t in targets],
+        }
+        self.promotions.append(promotion)
+        return web.json_response({k: v for k, v in promotion.items() if k != "targets"}, status=201)
+
+    def _app_by_ref(self, ref: dict) -> _App:
+        key = ref.get("id") or ref.get("name")
+        for state in self._apps.values():
+            if key in (state.info["name"], state.info["id"]):
+                return state
+        raise _Refusal(404, "not_found", "Couldn't find that app.", resource="app")
 
     async def _get_config_vars(self, request: web.Request) -> web.Response:
         return web.json_response(self._find_app(request).config)

@@ -1,15 +1,292 @@
-"""Placeholder — being written (issue 6)."""
+"""`/pulser deploy` from Slack: the confirmation modal, its submission, Approve / Reject on the
+request message, the services list and removing a service.
+
+Thin on purpose: parse, call `alerts.deploys`, answer with `blocks.deploys`. Slack's timing
+shapes the order: the command acks before views.open (the trigger_id lives 3 s); a submission
+stores the request before it acks (bad fields must show inline in the open modal) and sends the
+action after (a trigger may take up to its 10 s timeout); a click acks first and answers later.
+
+Who may do what: anyone may request a deploy; a service that requires approval waits for anyone
+but the requester to approve; only admins remove services (adding and editing is the API's job).
+"""
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+import json
+from typing import Any
 
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from alerts.deploys import (
+    DEFAULT_GITHUB_REF,
+    DeployRefused,
+    DeployRequest,
+    DeployService,
+    UnknownService,
+    ValidationError,
+    describe_action,
+)
+from blocks.deploys import (
+    APPROVE,
+    CONFIRM_CALLBACK,
+    REJECT,
+    ServiceSummary,
+    confirm_modal,
+    form_errors,
+    notice_message,
+    refusal,
+    request_message,
+    requester_notice,
+    services_list,
+    submitted_fields,
+    unknown_service,
+    usage_message,
+)
+from handlers.slack.admin import is_admin
+from handlers.slack.admin import refusal as admin_refusal
 from handlers.slack.services import SlackServices
 
+log = structlog.get_logger(__name__)
 
-async def deploy_command(ack: AsyncAck, **_: object) -> None:
-    await ack(text="not yet available")
+LIST_WORDS = ("services", "list")
+API_WORDS = ("add", "edit")
+REF_SHOWN_MAX = 200
+REMOVED_MEANWHILE = "This service was removed meanwhile; close this form."
+
+
+# --- /pulser deploy … (dispatched by handlers.slack.commands) ---------------------------------------
+
+
+async def deploy_command(
+    *, ack: AsyncAck, command: dict, args: str = "", client, respond, services: SlackServices, **_: Any
+) -> None:
+    words = args.split()
+    deploys = services.deploys
+    if deploys is None:
+        await ack(**notice_message("Deploys are not available in this Pulser process."))
+        return
+    if not words or words[0].lower() == "help":
+        await ack(**usage_message())
+        return
+    word = words[0].lower()
+    if word in LIST_WORDS:
+        await ack(**services_list([_summary(s) for s in await deploys.services()]))
+        return
+    if word in API_WORDS:
+        await ack(**usage_message(
+            "Services are added and edited through the admin API (`POST /api/services`, `PUT /api/services/{id}`), "
+            "so their settings can live in version control."
+        ))
+        return
+    if word == "remove":
+        await _remove(ack, command, words[1:], client, services)
+        return
+    if len(words) > 2:
+        await ack(**usage_message("Too many words: give a service and, optionally, a ref."))
+        return
+    try:
+        service = await deploys.service(words[0])
+    except UnknownService as exc:
+        await ack(**unknown_service(exc.name, exc.known))
+        return
+    await ack()
+    ref = words[1][:REF_SHOWN_MAX] if len(words) > 1 else _default_ref(service)
+    metadata = {
+        "service": service.name,
+        "service_id": service.id,
+        "channel_id": command.get("channel_id"),
+        "user_id": command["user_id"],
+    }
+    view = confirm_modal(
+        service=service.name,
+        action=describe_action(service),
+        env=service.default_env,
+        ref=ref,
+        ref_hint=_ref_hint(service),
+        requires_approval=service.requires_approval,
+        metadata=metadata,
+    )
+    try:
+        await client.views_open(trigger_id=command["trigger_id"], view=view)
+    except SlackApiError as exc:  # most often expired_trigger_id: Slack was slow to deliver the command
+        error = exc.response.get("error")
+        log.warning("slack.deploy_modal_failed", user=command["user_id"], error=error)
+        await respond(
+            response_type="ephemeral",
+            text=f":warning: Slack did not open the deploy form ({error}). "
+            f"Please run `/pulser deploy {service.name}` again.",
+        )
+
+
+async def _remove(ack: AsyncAck, command: dict, words: list[str], client, services: SlackServices) -> None:
+    user = command["user_id"]
+    if len(words) != 1:
+        await ack(**usage_message("Name the service to remove: `/pulser deploy remove <service>`."))
+        return
+    if not await is_admin(client, user, services.admins):
+        await ack(**notice_message(admin_refusal("remove deploy services")))
+        return
+    try:
+        service = await services.deploys.service(words[0])
+    except UnknownService as exc:
+        await ack(**unknown_service(exc.name, exc.known))
+        return
+    removed = await services.deploys.delete_service(service.id, user=user)
+    notice = (
+        f":wastebasket: Removed deploy service *{service.name}* and its requests."
+        if removed is not None
+        else "That service was already removed."
+    )
+    log.info("deploy.service_removed", service=service.name, by=user)
+    await ack(**services_list([_summary(s) for s in await services.deploys.services()], notice=notice))
+
+
+# --- the modal, and the buttons on the request message ----------------------------------------------
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
-    pass
+    @app.view(CONFIRM_CALLBACK)
+    async def on_confirm(ack: AsyncAck, body: dict, view: dict, client) -> None:
+        deploys = services.deploys
+        user = body["user"]["id"]
+        metadata = _metadata(view)
+        fields = submitted_fields(view["state"]["values"])
+        try:
+            request = await deploys.create_request(
+                str(metadata.get("service") or ""), fields["env"], fields["ref"], fields["reason"], user
+            )
+        except UnknownService:
+            await ack(response_action="errors", errors={"env": REMOVED_MEANWHILE})
+            return
+        except ValidationError as exc:
+            await ack(response_action="errors", errors=form_errors(exc.errors))
+            return
+        await ack()
+        service = await deploys.get_service(request.service_id)
+        if service is None:  # removed in the moment since: its request went with it
+            return
+        origin = metadata.get("channel_id")
+        if request.status == "pending_approval":
+            channel = await _post_request(client, deploys, service, request, fallback=origin)
+            await _tell(client, origin, user, requester_notice(request, channel=channel or origin or user))
+            return
+        outcome = await deploys.trigger(request.id, user=user)
+        await _tell(client, origin, user, requester_notice(outcome, channel=await deploys.deploy_channel(service)))
+
+    @app.action(APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict, client, respond) -> None:
+        await ack()  # the answer follows: starting a deploy may take longer than 3 s
+        await _decide(body, client, respond, approve=True)
+
+    @app.action(REJECT)
+    async def on_reject(ack: AsyncAck, body: dict, client, respond) -> None:
+        await ack()
+        await _decide(body, client, respond, approve=False)
+
+    async def _decide(body: dict, client, respond, *, approve: bool) -> None:
+        user = body["user"]["id"]
+        request_id = _clicked_request_id(body)
+        if request_id is None:
+            await respond(**refusal("That button did not name a deploy request."))
+            return
+        deploys = services.deploys
+        try:
+            decided = await (deploys.approve(request_id, user) if approve else deploys.reject(request_id, user))
+        except DeployRefused as exc:
+            await respond(**refusal(str(exc)))
+            return
+        service = await deploys.get_service(decided.service_id)
+        action = describe_action(service) if service is not None else decided.service_name
+        where = await deploys.message_of(request_id) or _clicked_message(body)
+        if where is None:
+            return
+        try:
+            await client.chat_update(channel=where[0], ts=where[1], **request_message(decided, action=action))
+        except SlackApiError as exc:
+            log.warning("slack.deploy_message_update_failed", request_id=request_id, error=exc.response.get("error"))
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+async def _post_request(
+    client, deploys, service: DeployService, request: DeployRequest, *, fallback: str | None
+) -> str | None:
+    """Post the request with Approve / Reject in the deploy channel (or, if Pulser cannot post
+    there, where the command came from) and remember where; the channel used, or None."""
+    message = request_message(request, action=describe_action(service))
+    targets = [await deploys.deploy_channel(service)]
+    if fallback and fallback not in targets:
+        targets.append(fallback)
+    for channel in targets:
+        try:
+            posted = await client.chat_postMessage(channel=channel, **message)
+        except SlackApiError as exc:
+            log.warning("slack.deploy_request_post_failed", channel=channel, error=exc.response.get("error"))
+            continue
+        await deploys.attach_message(request, channel=posted["channel"], ts=posted["ts"])
+        return channel
+    return None
+
+
+async def _tell(client, channel: str | None, user: str, message: dict) -> None:
+    """An ephemeral where the command came from; a DM from the app where the bot cannot post."""
+    if channel:
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, **message)
+            return
+        except SlackApiError as exc:
+            log.info("slack.ephemeral_failed", channel=channel, error=exc.response.get("error"), fallback="dm")
+    try:
+        await client.chat_postMessage(channel=user, **message)
+    except SlackApiError as exc:
+        log.warning("slack.deploy_notice_failed", user=user, error=exc.response.get("error"))
+
+
+def _summary(service: DeployService) -> ServiceSummary:
+    return ServiceSummary(
+        name=service.name,
+        action=describe_action(service),
+        default_env=service.default_env,
+        requires_approval=service.requires_approval,
+        channel=service.channel,
+    )
+
+
+def _default_ref(service: DeployService) -> str:
+    if service.action_type == "github_workflow":
+        return service.action.get("ref") or DEFAULT_GITHUB_REF
+    return ""
+
+
+def _ref_hint(service: DeployService) -> str:
+    if service.action_type == "github_workflow":
+        return f"Branch, tag or commit the workflow runs on; empty means {_default_ref(service)}."
+    if service.action_type == "heroku_promotion":
+        return f"Heroku promotes the build running on {service.action.get('from_app')}; the ref is only recorded."
+    return "Sent to the deploy webhook as `ref`; may be empty."
+
+
+def _metadata(view: dict) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _clicked_request_id(body: dict) -> int | None:
+    value = ((body.get("actions") or [{}])[0]).get("value")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _clicked_message(body: dict) -> tuple[str, str] | None:
+    container = body.get("container") or {}
+    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    return (channel, ts) if channel and ts else None

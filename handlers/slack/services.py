@@ -25,3 +25,4 @@ class SlackServices:
     health_report: Any = None  # async () -> dict: the runtime's /health report, for /pulser health and App Home
     events: Any = None  # alerts.platform_events.PlatformEvents: record events, audit actions, event routes
     deploys: Any = None  # alerts.deploys.Deploys: services, deploy requests, approval, triggers
+    home: Any = None  # alerts.home.HomeRefresher: who opened App Home, to refresh their dashboard
