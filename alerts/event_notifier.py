@@ -18,19 +18,18 @@ import structlog
 
 from alerts.delivery import DeliveryError, SlackDelivery, Throttled
 from alerts.incident_notifier import MAX_ATTEMPTS, backoff
+from alerts.outbox_loop import OutboxLoop
 from alerts.platform_events import event_view
 from blocks.events import event_message
-from storage import notifications
 from storage import platform_events as store
-from storage.database import DATABASE_ERRORS, Listener
 
 log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=60)
 
 
-class EventNotifier:
-    poll_interval: float = 1.0
+class EventNotifier(OutboxLoop):
+    name = "event_notifier"
 
     def __init__(
         self,
@@ -41,46 +40,12 @@ class EventNotifier:
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         concurrency: int = 8,
     ):
+        super().__init__(listen)
         self.pool = pool
         self.delivery = delivery
         self.default_channel = default_channel
         self._limit = asyncio.Semaphore(concurrency)
-        self._wake = asyncio.Event()
-        self._listener = Listener(listen, notifications.NOTIFY_CHANNEL, lambda payload: self.wake())
-        self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-notifier")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
-        await self._listener.close()
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self._listener.ensure()
-                while await self.deliver_due() > 0:
-                    pass
-            except DATABASE_ERRORS as exc:
-                log.warning("event_notifier.database_unavailable", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("event_notifier.error")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def deliver_due(self, *, now: datetime | None = None, limit: int = 50) -> int:
         """One round: claim due event messages and render them concurrently; how many were claimed."""

@@ -18,9 +18,9 @@ import structlog
 
 from alerts.delivery import DeliveryError, SlackDelivery, Throttled
 from alerts.incident_view import incident_view
+from alerts.outbox_loop import OutboxLoop
 from blocks.incidents import incident_message, status_reply
 from storage import incidents, notifications
-from storage.database import DATABASE_ERRORS, Listener
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +34,8 @@ def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=2 ** max(1, min(attempts, 12))))
 
 
-class IncidentNotifier:
-    poll_interval: float = 1.0
+class IncidentNotifier(OutboxLoop):
+    name = "incident_notifier"
 
     def __init__(
         self,
@@ -48,50 +48,16 @@ class IncidentNotifier:
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         on_posted: Callable[[dict, datetime], None] | None = None,
     ):
+        super().__init__(listen)
         self.pool = pool
         self.delivery = delivery
         self.default_channel = default_channel
         self.debounce = debounce
         self._limit = asyncio.Semaphore(concurrency)
         self._on_posted = on_posted or (lambda incident, at: None)
-        self._wake = asyncio.Event()
-        self._listener = Listener(listen, notifications.NOTIFY_CHANNEL, lambda payload: self.wake())
-        self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         # channel → monotonic time of the last "Pulser cannot post there" ops message
         self._ops_warned: dict[str, float] = {}
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="incident-notifier")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
-        await self._listener.close()
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self._listener.ensure()
-                while await self.deliver_due() > 0:
-                    pass
-            except DATABASE_ERRORS as exc:
-                log.warning("incident_notifier.database_unavailable", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("incident_notifier.error")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
-                pass
 
     async def deliver_due(self, *, now: datetime | None = None, limit: int = 50) -> int:
         """One round: due messages (concurrently, up to `concurrency`), then due replies."""

@@ -109,7 +109,7 @@ class Matcher:
     def from_json(cls, data: Any) -> "Matcher":
         """From `{"name", "op", "value"}` (op defaults to `=`); MatcherError on any other shape."""
         if not isinstance(data, Mapping):
-            raise MatcherError(f'a matcher must be an object like {{"name": "env", "op": "=", "value": "staging"}}')
+            raise MatcherError('a matcher must be an object like {"name": "env", "op": "=", "value": "staging"}')
         unknown = sorted(set(data) - {"name", "op", "value"})
         if unknown:
             raise MatcherError(f"unknown key {unknown[0]!r}: a matcher has only name, op and value")

@@ -18,11 +18,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
+from alerts.outbox_loop import OutboxLoop
 from alerts.pipeline import suppression
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
 from storage import applications, notifications
 from storage.applications import Application
-from storage.database import DATABASE_ERRORS, Listener
 
 log = structlog.get_logger(__name__)
 
@@ -88,8 +88,8 @@ def alert_view(app: Application, alert: dict) -> AlertView:
     )
 
 
-class HeartbeatNotifier:
-    poll_interval: float = 1.0
+class HeartbeatNotifier(OutboxLoop):
+    name = "notifier"
     # More alerts than this for one channel in one delivery round become one summary message.
     storm_threshold: int = 10
     # Later rounds of the same storm (within this many seconds) update that summary in place.
@@ -104,51 +104,15 @@ class HeartbeatNotifier:
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
     ):
+        super().__init__(listen)  # rows enqueued by another process (a `pulser sidecar`) wake us by NOTIFY
         self.pool = pool
         self.client = client
         self.max_attempts = max_attempts
         self._on_outcome = on_outcome or (lambda kind, outcome: None)
-        self._wake = asyncio.Event()
-        # Rows enqueued by another process (a separate `pulser sidecar`) wake us through NOTIFY.
-        self._listener = Listener(listen, notifications.NOTIFY_CHANNEL, lambda payload: self.wake())
-        self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.last_delivery: datetime | None = None
         # channel → (posted channel id, summary ts, app names so far, monotonic time of last round)
         self._storms: dict[str, tuple[str, str, list[str], float]] = {}
-
-    def wake(self) -> None:
-        """Something was enqueued: deliver now rather than at the next poll."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="heartbeat-notifier")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
-        await self._listener.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._listener.ensure()
-                while await self.deliver_due() > 0:
-                    pass
-            except DATABASE_ERRORS as exc:
-                log.warning("notifier.database_unavailable", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("notifier.error")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
 
     async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
