@@ -37,7 +37,7 @@ from storage.envelopes import Envelope
 log = structlog.get_logger(__name__)
 
 PRODUCTION = "production"
-MAX_DEBOUNCE = timedelta(seconds=60)
+MAX_DEBOUNCE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -266,10 +266,11 @@ class AlertPipeline:
 
     def debounce_for(self, count: int) -> timedelta:
         """How long repeats wait before the message shows them: the base debounce at first, one
-        more base step per 10 occurrences, at most a minute — a storm's message still moves, but a
-        handful of busy incidents cannot spend Slack's chat.update budget (about 50 a minute)."""
+        more base step per 20 occurrences, at most 10 s — a storm's message still shows the count
+        within seconds, but a few busy incidents do not spend Slack's chat.update budget (about 50 a
+        minute per workspace) on counts nobody can read that fast."""
         base = self.settings.render_debounce
-        return min(max(base * (1 + count // 10), base), MAX_DEBOUNCE) if base else base
+        return min(max(base * (1 + count // 20), base), MAX_DEBOUNCE) if base else base
 
     def _occurrence_changes(self, current: dict, alert: NormalizedAlert, now: datetime) -> dict:
         """Count, last seen, latest text, and the severity (spike bump included) after one more occurrence."""

@@ -48,6 +48,7 @@ import asyncpg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from alerts.pipeline import MAX_DEBOUNCE  # noqa: E402
 from bench.measure import free_port, memory_kib, percentile  # noqa: E402
 from bot.logging import configure_logging  # noqa: E402
 
@@ -395,7 +396,8 @@ async def run_repeats(
     sb.reset()
     elapsed = await send_open_loop(url, deliveries, rate)
     await wait_for_posts(sb, run_id, {d.key for d in deliveries}, drain)
-    await wait_until_quiet(sb, quiet=5.0, limit=drain)
+    # Quiet for longer than the longest update debounce, or the last update is not in yet.
+    await wait_until_quiet(sb, quiet=MAX_DEBOUNCE.total_seconds() + 2, limit=drain)
     return Run(deliveries, elapsed, list(sb.calls))
 
 

@@ -215,6 +215,6 @@ async def test_retention_keeps_the_newest_occurrences_of_each_incident_and_the_c
     assert (await incidents.get_incident(pool, result.incident_id))["count"] == retention.OCCURRENCES_KEPT + 7
 
 
-def test_the_update_debounce_grows_with_the_count_up_to_a_minute(pool):
+def test_the_update_debounce_grows_with_the_count_up_to_ten_seconds(pool):
     pipeline = AlertPipeline(pool, PipelineSettings(default_channel="#ops", render_debounce=timedelta(seconds=2)))
-    assert [pipeline.debounce_for(n).total_seconds() for n in (1, 9, 10, 55, 1000)] == [2, 2, 4, 12, 60]
+    assert [pipeline.debounce_for(n).total_seconds() for n in (1, 19, 20, 55, 1000)] == [2, 2, 4, 6, 10]
