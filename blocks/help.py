@@ -13,7 +13,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pulser status", "Heartbeat apps, open incidents, Heroku apps and what is silenced, at a glance."),
     ("/pulser health", "Pulser's own parts: database, Slack connection, jobs, webhooks, Slack delivery, Heroku API."),
     ("/pulser deploy <service> [ref]", "Deploy a service (with approval where it requires it)."),
-    ("/pulser deploy services | remove <service>", "Deployable services; remove one (admins)."),
+    ("/pulser deploy services | add | edit <name> | remove <name>", "Deployable services; add, edit or remove one (admins)."),
     ("/pulser events [route <type> #channel]", "Where each platform event type is posted; change one (admins)."),
 ]
 

@@ -19,6 +19,7 @@ import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 
 from bot import __version__
 from bot.metrics import Metrics
@@ -98,6 +99,7 @@ class Runtime:
         self.event_notifier: EventNotifier | None = None
         self._delivery_session: aiohttp.ClientSession | None = None
         self.home_refresher: HomeRefresher | None = None
+        self.job_runs: dict[str, dict] = {}
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
         self.heartbeat_writer: HeartbeatWriter | None = None
@@ -135,6 +137,7 @@ class Runtime:
             on_outcome=self.metrics.envelope_outcome,
         )
         self._start_pipeline()
+        self.scheduler.add_listener(self._job_ran, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.scheduler.start()
         self.metrics.scheduler_running.set(1)
 
@@ -251,6 +254,13 @@ class Runtime:
             "HEROKU_WEBHOOK_SECRET": self.settings.heroku_webhook_secret,
             "PULSER_WEBHOOK_TOKEN": self.settings.webhook_token,
         }
+
+    def _job_ran(self, event: JobExecutionEvent) -> None:
+        """Remember each job's last run (and its error) for /health and `/pulser health`."""
+        error = f"{type(event.exception).__name__}: {event.exception}" if event.exception else None
+        self.job_runs[event.job_id] = {"at": datetime.now(timezone.utc).isoformat(), "error": error}
+        if error:
+            log.error("scheduler.job_failed", job=event.job_id, error=error)
 
     def _heroku_settings_changed(self) -> None:
         """Apply at once: run the poller's tick now instead of at its next 15-second mark."""
@@ -432,7 +442,11 @@ class Runtime:
             "status": "up" if self.scheduler.running else "down",
             "jobs": sorted(job.id for job in jobs),
             "next_runs": {job.id: job.next_run_time.isoformat() for job in jobs if job.next_run_time},
+            "last_runs": {job_id: run["at"] for job_id, run in sorted(self.job_runs.items())},
         }
+        failing = {job_id: run["error"] for job_id, run in self.job_runs.items() if run["error"]}
+        if failing:
+            components["scheduler"]["failing_jobs"] = failing
         if self.watcher is not None:
             components["heartbeat_watcher"] = {
                 "status": "up" if self.watcher.running else "down",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import AsyncIterator
 
 import httpx
@@ -124,3 +125,16 @@ async def test_two_sidecars_can_share_one_port(database_url):
     finally:
         for runtime in runtimes:
             await runtime.stop()
+
+
+async def test_health_shows_each_scheduled_jobs_last_run(pulser):
+    from tests.conftest import eventually
+
+    pulser.scheduler.get_job("metrics-refresh").modify(next_run_time=datetime.now(timezone.utc))
+    report = await eventually(lambda: _with_last_run(pulser, "metrics-refresh"), timeout=5)
+    assert "metrics-refresh" in report["components"]["scheduler"]["jobs"]
+
+
+async def _with_last_run(pulser, job_id):
+    report = await pulser.health_report()
+    return report if job_id in report["components"]["scheduler"]["last_runs"] else None

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from alerts.deploys import create_service
-from blocks.deploys import APPROVE, CONFIRM_CALLBACK, REJECT
+from blocks.deploys import ADD_SERVICE, APPROVE, CONFIRM_CALLBACK, EDIT_SERVICE, REJECT, SERVICE_CALLBACK
 from storage import audit
 from storage import deploys as store
 from tests.conftest import eventually, make_settings
@@ -311,3 +311,180 @@ async def test_an_admin_removes_a_service(pulser, sandbox):
     assert await store.list_services(pulser.pool) == []
     actions = await audit.list_actions(pulser.pool, target_type="deploy_service", target_id=service.id)
     assert (actions[0]["actor"], actions[0]["action"]) == (ADMIN, "deploy_service.delete")
+
+
+# --- adding and editing services from Slack ------------------------------------------------------------
+
+
+def prefilled(view: dict) -> dict:
+    """The state Slack would submit for the form as it opened: each input's initial value."""
+    values: dict = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element = block["element"]
+        state: dict = {"type": element["type"]}
+        if element["type"] == "plain_text_input":
+            state["value"] = element.get("initial_value")
+        elif element["type"] == "static_select":
+            state["selected_option"] = element.get("initial_option")
+        elif element["type"] == "checkboxes":
+            state["selected_options"] = element.get("initial_options", [])
+        values[block["block_id"]] = {element["action_id"]: state}
+    return values
+
+
+def typed(view: dict, **changes) -> dict:
+    """The form after a person typed `changes` (block id → text) into it."""
+    values = prefilled(view)
+    for block, text in changes.items():
+        values[block][block]["value"] = text or None
+    return values
+
+
+def chose_type(values: dict, action_type: str) -> dict:
+    values["action_type"]["action_type"]["selected_option"] = {"text": {"type": "plain_text", "text": action_type},
+                                                                "value": action_type}
+    return values
+
+
+def ticked_approval(values: dict, ticked: bool = True) -> dict:
+    option = {"text": {"type": "plain_text", "text": "approval"}, "value": "requires_approval"}
+    values["requires_approval"]["requires_approval"]["selected_options"] = [option] if ticked else []
+    return values
+
+
+async def submit_service(sandbox, view: dict, values: dict, user: str = ADMIN) -> dict:
+    return await sandbox.send_view_submission(SERVICE_CALLBACK, values, user_id=user, view_id=view["id"])
+
+
+def initial_values(view: dict) -> dict:
+    return {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"]
+            if b["type"] == "input" and b["element"]["type"] == "plain_text_input"}
+
+
+async def test_bad_service_fields_are_shown_in_the_form_and_nothing_is_stored(pulser, sandbox):
+    view = await open_modal(sandbox, "deploy add", user=ADMIN)
+    values = chose_type(typed(view, service_name="api", github_repo="not a repo"), "github_workflow")
+    ack = await submit_service(sandbox, view, values)
+    assert ack["payload"]["response_action"] == "errors"
+    assert set(ack["payload"]["errors"]) == {"github_repo", "github_workflow"}
+    assert "owner/name" in ack["payload"]["errors"]["github_repo"]
+    assert await store.list_services(pulser.pool) == []
+
+
+async def test_an_admin_adds_a_github_service_through_the_form(pulser, sandbox):
+    view = await open_modal(sandbox, "deploy add", user=ADMIN)
+    assert view["callback_id"] == SERVICE_CALLBACK
+    first = chose_type(typed(view, service_name="api"), "github_workflow")
+    assert (await submit_service(sandbox, view, first))["payload"]["response_action"] == "errors"
+
+    fixed = ticked_approval(chose_type(typed(
+        view, service_name="api", github_repo="acme/api", github_workflow="deploy.yml",
+        github_inputs="environment={env}\nnotify=yes", channel="#ops-deploy",
+    ), "github_workflow"))
+    ack = await submit_service(sandbox, view, fixed)
+    assert not ack.get("payload"), "a bare ack closes the form"
+    (service,) = await store.list_services(pulser.pool)
+    assert (service.name, service.action_type, service.requires_approval, service.channel) == (
+        "api", "github_workflow", True, "#ops-deploy")
+    assert service.action == {"repo": "acme/api", "workflow": "deploy.yml", "ref": "main",
+                              "inputs": {"environment": "{env}", "notify": "yes"}}
+    confirmed = await ephemeral_for(sandbox, ADMIN, "Added deploy service")
+    assert "GitHub workflow deploy.yml in acme/api" in shown(confirmed)
+    listed = await sandbox.send_slash_command(text="deploy services")
+    assert "*api* — GitHub workflow deploy.yml in acme/api" in shown(listed["payload"])
+
+
+async def test_the_service_form_keeps_only_the_chosen_types_fields(pulser, sandbox):
+    view = await open_modal(sandbox, "deploy add hooks", user=ADMIN)
+    assert initial_values(view)["service_name"] == "hooks", "the name given after add is prefilled"
+    url = "https://deploy.example.com/hook?t=s3cret"
+    values = chose_type(typed(view, github_repo="acme/left-over", webhook_url=url), "webhook")
+    await submit_service(sandbox, view, values)
+    (service,) = await store.list_services(pulser.pool)
+    assert (service.action_type, service.action) == ("webhook", {"url": "https://deploy.example.com/hook?t=s3cret"})
+    confirmed = await ephemeral_for(sandbox, ADMIN, "Added deploy service")
+    assert "s3cret" not in shown(confirmed), "the webhook URL may hold a token"
+
+
+async def test_editing_a_service_changes_whether_it_requires_approval(pulser, sandbox):
+    service = await add_service(pulser, requires_approval=False)
+    view = await open_modal(sandbox, "deploy edit api", user=ADMIN)
+    assert initial_values(view)["github_repo"] == "acme/api"
+    ack = await submit_service(sandbox, view, ticked_approval(prefilled(view)))
+    assert not ack.get("payload")
+    assert (await store.get_service(pulser.pool, service.id)).requires_approval is True
+    actions = await audit.list_actions(pulser.pool, target_type="deploy_service", target_id=service.id)
+    assert (actions[0]["actor"], actions[0]["action"]) == (ADMIN, "deploy_service.update")
+    assert actions[0]["details"]["changes"] == {"requires_approval": {"from": False, "to": True}}
+    await ephemeral_for(sandbox, ADMIN, "Saved deploy service")
+
+
+async def test_saving_the_edit_form_unchanged_changes_nothing(pulser, sandbox):
+    service = await create_service(
+        pulser.pool,
+        {"name": "api", "action_type": "github_workflow",
+         "action": {"repo": "acme/api", "workflow": "deploy.yml", "inputs": {"dry_run": True, "env": "{env}"}}},
+        user=ADMIN,
+    )
+    view = await open_modal(sandbox, "deploy edit api", user=ADMIN)
+    assert set(initial_values(view)["github_inputs"].splitlines()) == {"dry_run=true", "env={env}"}
+    await submit_service(sandbox, view, prefilled(view))
+    await ephemeral_for(sandbox, ADMIN, "Saved deploy service")
+    assert (await store.get_service(pulser.pool, service.id)).action == service.action
+    actions = await audit.list_actions(pulser.pool, target_type="deploy_service", target_id=service.id)
+    assert [a["action"] for a in actions] == ["deploy_service.create"]
+
+
+async def test_a_member_cannot_add_or_edit_services(pulser, sandbox):
+    await add_service(pulser)
+    for text, words in (("deploy add", "add deploy services"), ("deploy edit api", "edit deploy services")):
+        ack = await sandbox.send_slash_command(text=text, user_id=BOB)
+        assert f"Only Pulser admins can {words}" in shown(ack["payload"])
+    await asyncio.sleep(0.1)
+    assert sandbox.calls_to("views.open") == []
+
+
+async def test_editing_an_unknown_service_names_the_known_ones(pulser, sandbox):
+    await add_service(pulser)
+    ack = await sandbox.send_slash_command(text="deploy edit apii", user_id=ADMIN)
+    assert "There is no deploy service called `apii`. Known services: `api`." in shown(ack["payload"])
+
+
+async def test_the_services_list_has_edit_buttons_and_an_add_button(pulser, sandbox):
+    service = await add_service(pulser)
+    ack = await sandbox.send_slash_command(text="deploy services", user_id=BOB)
+    blocks = ack["payload"]["blocks"]
+    edits = [b["accessory"] for b in blocks if b.get("accessory", {}).get("action_id") == EDIT_SERVICE]
+    assert [e["value"] for e in edits] == [str(service.id)]
+    assert ADD_SERVICE in buttons(ack["payload"])
+
+
+async def test_the_edit_button_opens_the_prefilled_form_for_admins(pulser, sandbox):
+    service = await add_service(pulser, requires_approval=True)
+    await sandbox.send_block_action(EDIT_SERVICE, value=str(service.id), user_id=ADMIN)
+    await sandbox.wait_for_call("views.open")
+    view = sandbox.views[max(sandbox.views)]
+    assert initial_values(view)["service_name"] == "api"
+    assert initial_values(view)["github_workflow"] == "deploy.yml"
+    assert initial_values(view)["channel"] == "#ops-deploy"
+    approval = next(b for b in view["blocks"] if b.get("block_id") == "requires_approval")
+    assert approval["element"]["initial_options"], "approval is ticked"
+    assert json.loads(view["private_metadata"])["service_id"] == service.id
+
+
+async def test_a_member_clicking_edit_is_refused(pulser, sandbox):
+    service = await add_service(pulser)
+    await sandbox.send_block_action(EDIT_SERVICE, value=str(service.id), user_id=BOB)
+    refusal = await ephemeral_for(sandbox, BOB, "Only Pulser admins can edit deploy services")
+    assert refusal["origin"] == "response_url"
+    assert sandbox.calls_to("views.open") == []
+
+
+async def test_the_add_button_opens_an_empty_form_for_admins(pulser, sandbox):
+    await sandbox.send_block_action(ADD_SERVICE, value="add", user_id=ADMIN)
+    await sandbox.wait_for_call("views.open")
+    view = sandbox.views[max(sandbox.views)]
+    assert initial_values(view)["service_name"] is None
+    assert json.loads(view["private_metadata"])["service_id"] is None

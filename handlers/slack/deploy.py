@@ -1,5 +1,5 @@
 """`/pulser deploy` from Slack: the confirmation modal, its submission, Approve / Reject on the
-request message, the services list and removing a service.
+request message, the services list, and adding, editing and removing a service.
 
 Thin on purpose: parse, call `alerts.deploys`, answer with `blocks.deploys`. Slack's timing
 shapes the order: the command acks before views.open (the trigger_id lives 3 s); a submission
@@ -7,7 +7,8 @@ stores the request before it acks (bad fields must show inline in the open modal
 action after (a trigger may take up to its 10 s timeout); a click acks first and answers later.
 
 Who may do what: anyone may request a deploy; a service that requires approval waits for anyone
-but the requester to approve; only admins remove services (adding and editing is the API's job).
+but the requester to approve; only admins add, edit and remove services (the admin API can too).
+A service form's submission checks admin rights again: they may have gone since it opened.
 """
 
 from __future__ import annotations
@@ -24,23 +25,34 @@ from alerts.deploys import (
     DeployRefused,
     DeployRequest,
     DeployService,
+    ServiceNameTaken,
     UnknownService,
     ValidationError,
     describe_action,
 )
 from blocks.deploys import (
+    ADD_SERVICE,
     APPROVE,
     CONFIRM_CALLBACK,
+    EDIT_SERVICE,
     REJECT,
+    SERVICE_CALLBACK,
+    SERVICE_FIELD_BLOCKS,
     ServiceSummary,
     confirm_modal,
     form_errors,
+    inputs_text,
     notice_message,
+    parse_inputs,
     refusal,
     request_message,
     requester_notice,
+    service_form_errors,
+    service_modal,
+    service_saved,
     services_list,
     submitted_fields,
+    submitted_service_fields,
     unknown_service,
     usage_message,
 )
@@ -51,9 +63,14 @@ from handlers.slack.services import SlackServices
 log = structlog.get_logger(__name__)
 
 LIST_WORDS = ("services", "list")
-API_WORDS = ("add", "edit")
 REF_SHOWN_MAX = 200
 REMOVED_MEANWHILE = "This service was removed meanwhile; close this form."
+# Each action type's fields as the service form holds them (the validator's "action.<key>").
+FORM_ACTION_FIELDS = {
+    "github_workflow": ("repo", "workflow", "ref", "inputs"),
+    "heroku_promotion": ("pipeline", "from_app", "to_apps"),
+    "webhook": ("url",),
+}
 
 
 # --- /pulser deploy … (dispatched by handlers.slack.commands) ---------------------------------------
@@ -74,11 +91,11 @@ async def deploy_command(
     if word in LIST_WORDS:
         await ack(**services_list([_summary(s) for s in await deploys.services()]))
         return
-    if word in API_WORDS:
-        await ack(**usage_message(
-            "Services are added and edited through the admin API (`POST /api/services`, `PUT /api/services/{id}`), "
-            "so their settings can live in version control."
-        ))
+    if word == "add":
+        await _open_service_form(ack, command, words[1:], client, respond, services, editing=False)
+        return
+    if word == "edit":
+        await _open_service_form(ack, command, words[1:], client, respond, services, editing=True)
         return
     if word == "remove":
         await _remove(ack, command, words[1:], client, services)
@@ -143,7 +160,44 @@ async def _remove(ack: AsyncAck, command: dict, words: list[str], client, servic
     await ack(**services_list([_summary(s) for s in await services.deploys.services()], notice=notice))
 
 
-# --- the modal, and the buttons on the request message ----------------------------------------------
+async def _open_service_form(
+    ack: AsyncAck, command: dict, words: list[str], client, respond, services: SlackServices, *, editing: bool
+) -> None:
+    """`add [name]` opens the service form empty (the name prefilled), `edit <service>` with the
+    service's fields; admins only. The admin check is cached, so the ack stays inside 3 s."""
+    user = command["user_id"]
+    if editing and len(words) != 1:
+        await ack(**usage_message("Name the service to edit: `/pulser deploy edit <service>`."))
+        return
+    if not editing and len(words) > 1:
+        await ack(**usage_message("Give at most a name: `/pulser deploy add [name]`."))
+        return
+    if not await is_admin(client, user, services.admins):
+        await ack(**notice_message(admin_refusal("edit deploy services" if editing else "add deploy services")))
+        return
+    service = None
+    if editing:
+        try:
+            service = await services.deploys.service(words[0])
+        except UnknownService as exc:
+            await ack(**unknown_service(exc.name, exc.known))
+            return
+    await ack()
+    metadata = {"service_id": service.id if service else None, "channel_id": command.get("channel_id")}
+    view = service_modal(service=_form_values(service), metadata=metadata, name="" if editing else "".join(words))
+    try:
+        await client.views_open(trigger_id=command["trigger_id"], view=view)
+    except SlackApiError as exc:  # most often expired_trigger_id: Slack was slow to deliver the command
+        error = exc.response.get("error")
+        log.warning("slack.deploy_service_modal_failed", user=user, error=error)
+        again = f"/pulser deploy edit {service.name}" if service else "/pulser deploy add"
+        await respond(
+            response_type="ephemeral",
+            text=f":warning: Slack did not open the service form ({error}). Please run `{again}` again.",
+        )
+
+
+# --- the modals, and the buttons on the request message and the services list ----------------------
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
@@ -174,6 +228,67 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         outcome = await deploys.trigger(request.id, user=user)
         await _tell(client, origin, user, requester_notice(outcome, channel=await deploys.deploy_channel(service)))
+
+    @app.view(SERVICE_CALLBACK)
+    async def on_service_submitted(ack: AsyncAck, body: dict, view: dict, client) -> None:
+        deploys = services.deploys
+        user = body["user"]["id"]
+        name_block = SERVICE_FIELD_BLOCKS["name"]
+        if not await is_admin(client, user, services.admins):  # rights may have gone since the form opened
+            await ack(response_action="errors", errors={name_block: admin_refusal("add or edit deploy services")})
+            return
+        metadata = _metadata(view)
+        service_id = _int(metadata.get("service_id"))
+        current = await deploys.get_service(service_id) if service_id is not None else None
+        if service_id is not None and current is None:
+            await ack(response_action="errors", errors={name_block: REMOVED_MEANWHILE})
+            return
+        data = _service_data(submitted_service_fields(view["state"]["values"]), current)
+        try:
+            if current is None:
+                saved = await deploys.create_service(data, user=user)
+            else:
+                saved = await deploys.update_service(current.id, data, user=user)
+        except ValidationError as exc:
+            await ack(response_action="errors", errors=service_form_errors(exc.errors))
+            return
+        except ServiceNameTaken:
+            name = data["name"].strip()
+            taken = f"A service called “{name}” already exists (names ignore case). Choose another name."
+            await ack(response_action="errors", errors={name_block: taken})
+            return
+        if saved is None:  # removed between reading and writing
+            await ack(response_action="errors", errors={name_block: REMOVED_MEANWHILE})
+            return
+        await ack()
+        notice = service_saved(saved.name, describe_action(saved), added=current is None)
+        await _tell(client, metadata.get("channel_id"), user, notice)
+
+    @app.action(ADD_SERVICE)
+    async def on_add_clicked(ack: AsyncAck, body: dict, client, respond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        if not await is_admin(client, user, services.admins):
+            await respond(**refusal(admin_refusal("add deploy services")))
+            return
+        metadata = {"service_id": None, "channel_id": _channel_of(body)}
+        await _open_from_click(client, respond, body, service_modal(metadata=metadata))
+
+    @app.action(EDIT_SERVICE)
+    async def on_edit_clicked(ack: AsyncAck, body: dict, client, respond) -> None:
+        await ack()
+        user = body["user"]["id"]
+        if not await is_admin(client, user, services.admins):
+            await respond(**refusal(admin_refusal("edit deploy services")))
+            return
+        service_id = _clicked_request_id(body)
+        service = await services.deploys.get_service(service_id) if service_id is not None else None
+        if service is None:
+            listed = [_summary(s) for s in await services.deploys.services()]
+            await respond(replace_original=True, **services_list(listed, notice="That service was removed meanwhile."))
+            return
+        metadata = {"service_id": service.id, "channel_id": _channel_of(body)}
+        await _open_from_click(client, respond, body, service_modal(service=_form_values(service), metadata=metadata))
 
     @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict, client, respond) -> None:
@@ -245,8 +360,55 @@ async def _tell(client, channel: str | None, user: str, message: dict) -> None:
         log.warning("slack.deploy_notice_failed", user=user, error=exc.response.get("error"))
 
 
+async def _open_from_click(client, respond, body: dict, view: dict) -> None:
+    try:
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        log.warning("slack.deploy_service_modal_failed", user=body["user"]["id"], error=error)
+        await respond(**refusal(f"Slack did not open the service form ({error}). Please click again."))
+
+
+def _form_values(service: DeployService | None) -> dict[str, Any] | None:
+    """A service's fields as the service form prefills them (the webhook URL too: admins only)."""
+    if service is None:
+        return None
+    return {
+        "name": service.name,
+        "action_type": service.action_type,
+        "action": service.action,
+        "default_env": service.default_env,
+        "requires_approval": service.requires_approval,
+        "channel": service.channel,
+    }
+
+
+def _service_data(fields: dict[str, Any], current: DeployService | None) -> dict[str, Any]:
+    """The form as the validator takes a whole service: only the chosen type's action fields; an
+    empty channel means none. GitHub inputs whose text is unchanged keep their stored type."""
+    action_type = fields["action_type"]
+    action: dict[str, Any] = {}
+    for key in FORM_ACTION_FIELDS.get(action_type, ()):
+        value = fields[f"action.{key}"]
+        if key == "inputs":
+            kept = (current.action.get("inputs") or {}) if current and current.action_type == action_type else {}
+            value = {k: kept[k] if k in kept and inputs_text({k: kept[k]}) == inputs_text({k: v}) else v
+                     for k, v in parse_inputs(value).items()}
+        if value not in ("", {}):
+            action[key] = value
+    return {
+        "name": fields["name"],
+        "action_type": action_type,
+        "action": action,
+        "default_env": fields["default_env"],
+        "requires_approval": fields["requires_approval"],
+        "channel": fields["channel"].strip() or None,
+    }
+
+
 def _summary(service: DeployService) -> ServiceSummary:
     return ServiceSummary(
+        id=service.id,
         name=service.name,
         action=describe_action(service),
         default_env=service.default_env,
@@ -278,11 +440,19 @@ def _metadata(view: dict) -> dict[str, Any]:
 
 
 def _clicked_request_id(body: dict) -> int | None:
-    value = ((body.get("actions") or [{}])[0]).get("value")
+    """The id a button carries: a request's (Approve / Reject) or a service's (Edit)."""
+    return _int(((body.get("actions") or [{}])[0]).get("value"))
+
+
+def _int(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _channel_of(body: dict) -> str | None:
+    return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
 
 
 def _clicked_message(body: dict) -> tuple[str, str] | None:
