@@ -152,8 +152,8 @@ async def pulser(settings: Settings, sandbox) -> AsyncIterator[Runtime]:
     runtime = Runtime(settings, "run", metrics=Metrics("test"))
     await runtime.start()
     try:
-        await runtime.wait_connected(timeout=10)
-        await sandbox.wait_for_connection(timeout=5)
+        await runtime.wait_connected(timeout=30)  # generous: a loaded CI machine is slow, a fast one returns at once
+        await sandbox.wait_for_connection(timeout=15)
         yield runtime
     finally:
         await runtime.stop()

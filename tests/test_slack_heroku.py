@@ -81,7 +81,7 @@ async def running_pulser(settings, sandbox):
     runtime = Runtime(settings, "run", metrics=Metrics("test"))
     await runtime.start()
     try:
-        await runtime.wait_connected(timeout=10)
+        await runtime.wait_connected(timeout=30)
         await sandbox.wait_for_connection(timeout=5, newer_than=opened)
         yield runtime
     finally:

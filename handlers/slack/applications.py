@@ -10,7 +10,6 @@ before it acks, because a duplicate name must still be shown inline in the open 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,6 +50,7 @@ from blocks.applications import (
     submitted_fields,
 )
 from handlers.slack.admin import is_admin, refusal
+from handlers.slack.payloads import as_int, channel_of, clicked_id, view_metadata
 from handlers.slack.services import SlackServices
 from storage import applications as store
 from storage.applications import Application, NameTaken
@@ -153,7 +153,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         await ack()
         log.info("application.registered", app=created.name, app_id=created.id, user=user)
         message = registered_message(summarize(created, datetime.now(timezone.utc)), services.public_base_url)
-        await _tell(client, _metadata(view).get("channel_id"), user, message)
+        await _tell(client, view_metadata(view).get("channel_id"), user, message)
 
     @app.view(EDIT_CALLBACK)
     async def on_edit_submitted(ack: AsyncAck, body: dict, view: dict, client) -> None:
@@ -161,8 +161,8 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if not await is_admin(client, user, services.admins):
             await _name_error(ack, refusal("edit apps"))
             return
-        metadata = _metadata(view)
-        current = await store.get_application(pool, _int(metadata.get("app_id")) or 0)
+        metadata = view_metadata(view)
+        current = await store.get_application(pool, as_int(metadata.get("app_id")) or 0)
         if current is None:
             await _name_error(ack, DELETED_MEANWHILE)
             return
@@ -245,7 +245,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         await _audit(user, "application.edit_opened", app_id, {"name": target.name})
         metadata = {
             "app_id": target.id,
-            "channel_id": _channel_of(body),
+            "channel_id": channel_of(body),
             "user_id": user,
             "response_url": body.get("response_url"),
         }
@@ -254,7 +254,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     @app.action(HEARTBEATS)
     async def on_heartbeats(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
-        user, app_id = body["user"]["id"], _clicked_app_id(body)
+        user, app_id = body["user"]["id"], clicked_id(body)
         target = await store.get_application(pool, app_id) if app_id is not None else None
         if target is None:
             await respond(replace_original=True, **await apps_message(services, change_notice("missing", "")))
@@ -266,7 +266,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     async def _admin_click(body: dict, client, respond, verb: str, action_words: str) -> tuple[str, int | None]:
         """(user, app id) when the clicker may do this; otherwise answers them and returns no id."""
-        user, app_id = body["user"]["id"], _clicked_app_id(body)
+        user, app_id = body["user"]["id"], clicked_id(body)
         if app_id is None:
             await respond(text="That button did not name an app.", response_type="ephemeral", replace_original=False)
             return user, None
@@ -317,30 +317,6 @@ async def _name_error(ack: AsyncAck, message: str) -> None:
 
 def _name_taken(name: str) -> str:
     return f"An app called “{name}” already exists (names are compared ignoring case). Choose another name."
-
-
-def _metadata(view: dict) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _clicked_app_id(body: dict) -> int | None:
-    actions = body.get("actions") or [{}]
-    return _int(actions[0].get("value"))
-
-
-def _channel_of(body: dict) -> str | None:
-    return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
 
 
 async def _tell(client, channel: str | None, user: str, message: dict) -> None:

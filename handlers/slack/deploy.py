@@ -13,7 +13,6 @@ A service form's submission checks admin rights again: they may have gone since 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -58,6 +57,7 @@ from blocks.deploys import (
 )
 from handlers.slack.admin import is_admin
 from handlers.slack.admin import refusal as admin_refusal
+from handlers.slack.payloads import as_int, channel_of, clicked_id, clicked_message, view_metadata
 from handlers.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
@@ -205,7 +205,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     async def on_confirm(ack: AsyncAck, body: dict, view: dict, client) -> None:
         deploys = services.deploys
         user = body["user"]["id"]
-        metadata = _metadata(view)
+        metadata = view_metadata(view)
         fields = submitted_fields(view["state"]["values"])
         try:
             request = await deploys.create_request(
@@ -237,8 +237,8 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if not await is_admin(client, user, services.admins):  # rights may have gone since the form opened
             await ack(response_action="errors", errors={name_block: admin_refusal("add or edit deploy services")})
             return
-        metadata = _metadata(view)
-        service_id = _int(metadata.get("service_id"))
+        metadata = view_metadata(view)
+        service_id = as_int(metadata.get("service_id"))
         current = await deploys.get_service(service_id) if service_id is not None else None
         if service_id is not None and current is None:
             await ack(response_action="errors", errors={name_block: REMOVED_MEANWHILE})
@@ -271,7 +271,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if not await is_admin(client, user, services.admins):
             await respond(**refusal(admin_refusal("add deploy services")))
             return
-        metadata = {"service_id": None, "channel_id": _channel_of(body)}
+        metadata = {"service_id": None, "channel_id": channel_of(body)}
         await _open_from_click(client, respond, body, service_modal(metadata=metadata))
 
     @app.action(EDIT_SERVICE)
@@ -281,13 +281,13 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if not await is_admin(client, user, services.admins):
             await respond(**refusal(admin_refusal("edit deploy services")))
             return
-        service_id = _clicked_request_id(body)
+        service_id = clicked_id(body)
         service = await services.deploys.get_service(service_id) if service_id is not None else None
         if service is None:
             listed = [_summary(s) for s in await services.deploys.services()]
             await respond(replace_original=True, **services_list(listed, notice="That service was removed meanwhile."))
             return
-        metadata = {"service_id": service.id, "channel_id": _channel_of(body)}
+        metadata = {"service_id": service.id, "channel_id": channel_of(body)}
         await _open_from_click(client, respond, body, service_modal(service=_form_values(service), metadata=metadata))
 
     @app.action(APPROVE)
@@ -302,7 +302,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     async def _decide(body: dict, client, respond, *, approve: bool) -> None:
         user = body["user"]["id"]
-        request_id = _clicked_request_id(body)
+        request_id = clicked_id(body)
         if request_id is None:
             await respond(**refusal("That button did not name a deploy request."))
             return
@@ -314,7 +314,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         service = await deploys.get_service(decided.service_id)
         action = describe_action(service) if service is not None else decided.service_name
-        where = await deploys.message_of(request_id) or _clicked_message(body)
+        where = await deploys.message_of(request_id) or clicked_message(body)
         if where is None:
             return
         try:
@@ -429,34 +429,3 @@ def _ref_hint(service: DeployService) -> str:
     if service.action_type == "heroku_promotion":
         return f"Heroku promotes the build running on {service.action.get('from_app')}; the ref is only recorded."
     return "Sent to the deploy webhook as `ref`; may be empty."
-
-
-def _metadata(view: dict) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _clicked_request_id(body: dict) -> int | None:
-    """The id a button carries: a request's (Approve / Reject) or a service's (Edit)."""
-    return _int(((body.get("actions") or [{}])[0]).get("value"))
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _channel_of(body: dict) -> str | None:
-    return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
-
-
-def _clicked_message(body: dict) -> tuple[str, str] | None:
-    container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-    return (channel, ts) if channel and ts else None

@@ -11,9 +11,7 @@ status request is acked empty at once and answered through response_url; `config
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timezone
-from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -40,6 +38,7 @@ from blocks.heroku import (
 )
 from blocks.incidents import ROLLBACK, parse_rollback_value
 from handlers.slack.admin import is_admin, refusal
+from handlers.slack.payloads import view_metadata
 from handlers.slack.services import SlackServices
 from storage import incidents
 from storage.audit import record_action
@@ -126,7 +125,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         await ack()
         message = saved_message(apps=saved.apps, channel=saved.channel, interval_minutes=saved.interval_minutes)
-        await _tell(client, _metadata(view).get("channel_id"), user, message)
+        await _tell(client, view_metadata(view).get("channel_id"), user, message)
 
     @app.action(ROLLBACK)
     async def on_rollback(ack: AsyncAck, body: dict, client, respond) -> None:
@@ -241,14 +240,6 @@ async def _summary_or_problem(monitor: HerokuMonitor, app: str) -> dict | str:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def _metadata(view: dict) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 async def _answer(respond, text: str) -> None:

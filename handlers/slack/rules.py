@@ -9,7 +9,6 @@ has no list to replace, so it posts a fresh one as an ephemeral in the channel t
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -42,6 +41,7 @@ from blocks.rules import (
     submitted_fields,
 )
 from handlers.slack.admin import is_admin, refusal
+from handlers.slack.payloads import as_int, channel_of, clicked_id, view_metadata
 from handlers.slack.services import SlackServices
 from storage import routing_rules as store
 from storage.audit import record_action
@@ -80,7 +80,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         user = body["user"]["id"]
         if not await _allowed(client, user, respond, "add", None):
             return
-        metadata = {"channel_id": _channel_of(body), "user_id": user}
+        metadata = {"channel_id": channel_of(body), "user_id": user}
         await _open(client, body, respond, rule_modal(metadata=metadata, **_DOMAIN))
 
     @app.action(EDIT)
@@ -89,7 +89,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         user, rule = await _clicked_rule(body, client, respond, "edit")
         if rule is None:
             return
-        metadata = {"rule_id": rule.id, "channel_id": _channel_of(body), "user_id": user}
+        metadata = {"rule_id": rule.id, "channel_id": channel_of(body), "user_id": user}
         await _open(client, body, respond, rule_modal(metadata=metadata, rule=rule, **_DOMAIN))
 
     @app.action(DELETE)
@@ -156,7 +156,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if not await is_admin(client, user, services.admins):
             await ack(response_action="errors", errors={"name": refusal(ACTION_WORDS)})
             return
-        rule_id = _int(_metadata(view).get("rule_id"))
+        rule_id = as_int(view_metadata(view).get("rule_id"))
         row = await store.get_rule(pool, rule_id) if rule_id is not None else None
         if row is None:
             await ack(response_action="errors", errors={"name": DELETED_MEANWHILE})
@@ -191,7 +191,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     async def _clicked_rule(body: dict, client, respond, verb: str) -> tuple[str, RoutingRule | None]:
         """(user, the rule as stored now) when the clicker may change it; else answers them."""
-        user, rule_id = body["user"]["id"], _clicked_id(body)
+        user, rule_id = body["user"]["id"], clicked_id(body)
         if rule_id is None:
             await respond(text="That button did not name a rule.", response_type="ephemeral", replace_original=False)
             return user, None
@@ -208,7 +208,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     async def _post_list(client, view: dict, user: str, notice: str) -> None:
         """The list as it is now, as a fresh ephemeral where the form was opened from."""
-        channel = _metadata(view).get("channel_id")
+        channel = view_metadata(view).get("channel_id")
         if not channel:
             return
         message = {k: v for k, v in (await rules_message(services, notice)).items() if k != "response_type"}
@@ -232,27 +232,3 @@ async def _open(client, body: dict, respond, view: dict) -> None:
             response_type="ephemeral", replace_original=False,
             text=f":warning: Slack did not open the rule form ({error}). Please click the button again.",
         )
-
-
-def _metadata(view: dict) -> dict[str, Any]:
-    try:
-        data = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _clicked_id(body: dict) -> int | None:
-    actions = body.get("actions") or [{}]
-    return _int(actions[0].get("value"))
-
-
-def _channel_of(body: dict) -> str | None:
-    return (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
