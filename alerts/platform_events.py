@@ -473,20 +473,29 @@ async def record_action(
 
 
 class PlatformEvents:
-    def __init__(self, pool: asyncpg.Pool, *, default_channel: str, on_change: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        default_channel: str,
+        on_change: Callable[[], None] | None = None,
+        on_deploy: Callable[[str, str, float | None], None] | None = None,
+    ):
         self.pool = pool
         self.default_channel = default_channel
         self._on_change = on_change or (lambda: None)
+        # (service, status, seconds from started to this end, if known): deployment metrics
+        self._on_deploy = on_deploy or (lambda service, status, seconds: None)
 
     async def process_envelope(self, envelope: Envelope) -> bool:
         """The ledger worker's processor for POST /events: the event and the ledger's "processed"
         mark commit together, so a retry never records it twice."""
         spec = validate_event(envelope.payload)
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._insert(conn, spec, received_at=envelope.received_at, envelope_pk=envelope.id)
+            row = await self._insert(conn, spec, received_at=envelope.received_at, envelope_pk=envelope.id)
             await envelopes.mark_processed(conn, envelope.id)
             await notifications.announce(conn)
-        self._on_change()
+        self._after(row)
         return True
 
     async def process_github(self, envelope: Envelope, process_alerts: Callable[[Envelope], Awaitable[Any]]) -> Any:
@@ -499,12 +508,13 @@ class PlatformEvents:
         spec = github_event(envelope.headers or {}, envelope.payload)
         if spec is not None:
             async with self.pool.acquire() as conn, conn.transaction():
+                row = None
                 if not await store.has_event_for_envelope(conn, envelope.id, ["ci", "deploy"]):
-                    await self._insert(
+                    row = await self._insert(
                         conn, spec, received_at=envelope.received_at, envelope_pk=envelope.id, only_if_routed=True
                     )
                     await notifications.announce(conn)
-            self._on_change()
+            self._after(row)
         return await process_alerts(envelope)
 
     async def record(
@@ -515,8 +525,14 @@ class PlatformEvents:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self._insert(conn, spec, received_at=now or _now(), channel=channel, actor=actor)
             await notifications.announce(conn)
-        self._on_change()
+        self._after(row)
         return row
+
+    def _after(self, row: dict | None) -> None:
+        """After commit: wake the notifier; count a deploy event (with its duration once it ended)."""
+        self._on_change()
+        if row is not None and row["event_type"] == "deploy" and row["service"]:
+            self._on_deploy(row["service"], row["status"], row.get("duration_seconds"))
 
     async def _insert(
         self,
@@ -563,6 +579,10 @@ class PlatformEvents:
                 "render_due_at": _now() if target else None,
             },
         )
+        if spec.event_type == "deploy" and spec.correlation and spec.status in ("completed", "failed"):
+            started = next((e for e in await store.chain_of(conn, row) if e["status"] == "started"), None)
+            if started is not None:
+                row["duration_seconds"] = (row["occurred_at"] - started["occurred_at"]).total_seconds()
         log.info(
             "platform_event.recorded", event_id=row["id"], event_type=spec.event_type, status=spec.status,
             service=spec.service, channel=target, posted=target is not None, updates_message=ts is not None,

@@ -238,7 +238,9 @@ class Runtime:
         self.heroku_poller = HerokuPoller(self.heroku)
         # Heroku deliveries feed detection (state-based), not the plain alert path.
         self.ledger_worker.register("heroku", self.heroku.process_webhook)
-        self.events = PlatformEvents(self.pool, default_channel=s.slack_channel, on_change=self._events_changed)
+        self.events = PlatformEvents(
+            self.pool, default_channel=s.slack_channel, on_change=self._events_changed, on_deploy=self.metrics.deployment
+        )
         self.ledger_worker.register("events", self.events.process_envelope)
         self.deploys = Deploys(
             self.pool, self.events, github_token=s.github_token, github_api_url=s.github_api_url,
