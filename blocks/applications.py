@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
+from blocks.kit import context as _context, escape, plain as _plain, section as _section, text_input as _text_input
+
 # --- ids: Bolt routes on these, tests and the handler read forms by them ---------------------------
 
 REGISTER_CALLBACK = "application_register"
@@ -67,30 +69,6 @@ class AppSummary:
     is_active: bool = True
 
 
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters; escaping them keeps <!channel>, <@U…> and links inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _section(text: str, block_id: str | None = None) -> dict:
-    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(text)}
-    if block_id:
-        block["block_id"] = block_id
-    return block
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
-
-
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 
@@ -114,30 +92,6 @@ def duration_input(seconds: int | None) -> str:
 
 
 # --- the register / edit modal ------------------------------------------------------------------
-
-
-def _text_input(
-    block_id: str,
-    label: str,
-    *,
-    initial: str = "",
-    placeholder: str | None = None,
-    hint: str | None = None,
-    optional: bool = False,
-    max_length: int | None = None,
-) -> dict:
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id}
-    if initial:
-        element["initial_value"] = initial
-    if placeholder:
-        element["placeholder"] = _plain(placeholder)
-    if max_length:
-        element["max_length"] = max_length
-    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": _plain(label), "element": element,
-                             "optional": optional}
-    if hint:
-        block["hint"] = _plain(hint)
-    return block
 
 
 def _application_modal(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from blocks.applications import channel_ref, escape
+from blocks.kit import context as _context, mrkdwn as _mrkdwn, plain as _plain, section as _section, text_input as _text_input
 
 # --- ids: Bolt routes on these; tests and the handler read the form by them --------------------------
 
@@ -87,40 +88,11 @@ class ServiceSummary:
     id: int | None = None  # the Edit button's value; None shows no button
 
 
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _section(text: str) -> dict:
-    return {"type": "section", "text": _mrkdwn(text)}
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
-
-
 def _code(text: str) -> str:
     return "`" + escape(text).replace("`", "'") + "`"
 
 
 # --- the confirmation modal ---------------------------------------------------------------------------
-
-
-def _text_input(block_id: str, label: str, *, initial: str, placeholder: str, hint: str, optional: bool,
-                multiline: bool = False, max_length: int | None = None) -> dict:
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id, "placeholder": _plain(placeholder)}
-    if initial:
-        element["initial_value"] = initial
-    if multiline:
-        element["multiline"] = True
-    if max_length:
-        element["max_length"] = max_length
-    return {"type": "input", "block_id": block_id, "label": _plain(label), "element": element,
-            "optional": optional, "hint": _plain(hint)}
 
 
 def confirm_modal(

@@ -29,6 +29,8 @@ from blocks.incidents import (
     user,
 )
 
+from blocks.kit import mrkdwn as _mrkdwn, plain as _plain
+
 # --- ids: Bolt routes on these, the handlers read the event id back from the value -------------------
 
 ACK = "platform_event_ack"
@@ -320,9 +322,3 @@ def _button(action_id: str, label: str, value: str, *, style: str | None = None,
     return button
 
 
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text}

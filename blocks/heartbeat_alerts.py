@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from blocks.kit import escape
+
 ACK = "heartbeat_alert_ack"
 SNOOZE = "heartbeat_alert_snooze"
 PAUSE = "heartbeat_alert_pause"
@@ -33,10 +35,6 @@ class AlertView:
     snoozed_until: datetime | None = None
     paused_by: str | None = None
     recovered_after: str | None = None  # "14 min" once recovered
-
-
-def escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def headline(view: AlertView) -> str:

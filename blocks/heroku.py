@@ -15,6 +15,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
+from blocks.kit import context as _context, escape, plain as _plain, section as _section, text_input as _text_input
+
 # --- ids: Bolt routes on these, the handler and tests read the form by them --------------------------
 
 CONFIG_CALLBACK = "heroku_config"
@@ -43,11 +45,6 @@ USAGE = (
 
 
 # --- text helpers ------------------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters; escaping them keeps <!channel>, <@U…> and links inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def clip(text: str, limit: int) -> str:
@@ -318,43 +315,3 @@ def _strip_marks(mrkdwn: str) -> str:
     return re.sub(r":[a-z_]+: ", "", mrkdwn).replace("*", "")
 
 
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _section(text: str, block_id: str | None = None) -> dict:
-    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(text)}
-    if block_id:
-        block["block_id"] = block_id
-    return block
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
-
-
-def _text_input(
-    block_id: str,
-    label: str,
-    *,
-    initial: str = "",
-    placeholder: str | None = None,
-    hint: str | None = None,
-    optional: bool = False,
-    multiline: bool = False,
-) -> dict:
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id, "multiline": multiline}
-    if initial:
-        element["initial_value"] = initial
-    if placeholder:
-        element["placeholder"] = _plain(placeholder)
-    block: dict[str, Any] = {
-        "type": "input", "block_id": block_id, "label": _plain(label), "element": element, "optional": optional,
-    }
-    if hint:
-        block["hint"] = _plain(hint)
-    return block

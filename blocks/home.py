@@ -20,6 +20,7 @@ from blocks.status import (
     stamp,
 )
 from blocks.heroku import clip, escape
+from blocks.kit import context as _context, mrkdwn as _mrkdwn, plain as _plain, section as _section
 
 REGISTER_APP = "home_register_app"
 EDIT_RULES = "home_edit_rules"
@@ -28,22 +29,6 @@ NOTICE_CALLBACK = "home_notice"
 MAX_HOME_BLOCKS = 100  # Slack rejects a Home view with more
 SOURCE_NAMES = {"sentry": "Sentry", "alertmanager": "Alertmanager", "github": "GitHub", "generic": "Generic webhook",
                 "heroku": "Heroku", "events": "Platform events"}
-
-
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text[:3000]}
-
-
-def _section(text: str, block_id: str) -> dict:
-    return {"type": "section", "block_id": block_id, "text": _mrkdwn(text)}
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
 def _button(text: str, action_id: str) -> dict:

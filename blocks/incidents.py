@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
+from blocks.kit import escape, mrkdwn as _mrkdwn, plain as _plain
+
 # --- ids: Bolt routes on these, the handlers read them back ------------------------------------------
 
 ACK = "incident_ack"
@@ -121,11 +123,6 @@ class IncidentView:
 
 
 # --- text helpers ------------------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters; escaping them keeps <!channel>, <@U…> and links inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def clip(text: str, limit: int) -> str:
@@ -529,14 +526,6 @@ def status_reply(text: str) -> dict:
 
 
 # --- small builders ----------------------------------------------------------------------------------
-
-
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict:
-    return {"type": "mrkdwn", "text": text}
 
 
 def _utc(moment: datetime) -> datetime:

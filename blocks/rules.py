@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 from blocks.applications import channel_ref, escape
+from blocks.kit import context as _context, plain as _plain, section as _section, text_input
 
 # --- ids: Bolt routes on these, tests and the handler read forms by them ---------------------------
 
@@ -45,7 +47,6 @@ ANY_SEVERITY = "any"  # the min-severity option for "no condition"; Slack option
 CONTINUE_OPTION = "continue"
 
 MAX_MESSAGE_BLOCKS = 50  # Slack rejects a message with more
-MAX_SECTION_TEXT = 3000
 NAME_MAX = 80
 
 
@@ -58,20 +59,6 @@ class RuleLine:
     name: str
     conditions: str
     actions: str
-
-
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _section(text: str, block_id: str) -> dict:
-    if len(text) > MAX_SECTION_TEXT:
-        text = text[: MAX_SECTION_TEXT - 1] + "…"
-    return {"type": "section", "block_id": block_id, "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None, confirm: dict | None = None) -> dict:
@@ -175,22 +162,8 @@ def admin_only(action: str) -> dict:
 # --- the add / edit modal ------------------------------------------------------------------------
 
 
-def _text_input(
-    field: str, label: str, *, initial: str = "", placeholder: str = "", hint: str = "", optional: bool = True,
-    max_length: int | None = None,
-) -> dict:
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": field}
-    if initial:
-        element["initial_value"] = initial
-    if placeholder:
-        element["placeholder"] = _plain(placeholder)
-    if max_length:
-        element["max_length"] = max_length
-    block: dict[str, Any] = {"type": "input", "block_id": field, "label": _plain(label), "element": element,
-                             "optional": optional}
-    if hint:
-        block["hint"] = _plain(hint)
-    return block
+# Every rule field but the name and the channel may be left empty.
+_text_input = partial(text_input, optional=True)
 
 
 def _option(text: str, value: str) -> dict:

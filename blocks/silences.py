@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
+from blocks.kit import context as _context, escape, plain as _plain, section as _section
+
 EXPIRE = "silences_expire"
 MAX_MESSAGE_BLOCKS = 50  # Slack rejects a message with more
 LIST_SHOWN = MAX_MESSAGE_BLOCKS - 3  # one block each, plus notice, header and footer
@@ -35,26 +37,6 @@ class SilenceSummary:
     created_by: str  # a Slack user ID, "api" or what the API caller named
     comment: str = ""
     expired_by: str | None = None
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters; escaping them keeps <!channel>, <@U…> and links inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _section(text: str, block_id: str, accessory: dict | None = None) -> dict:
-    block: dict[str, Any] = {"type": "section", "block_id": block_id, "text": {"type": "mrkdwn", "text": text}}
-    if accessory:
-        block["accessory"] = accessory
-    return block
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _ephemeral(text: str, blocks: list[dict] | None = None) -> dict:

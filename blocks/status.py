@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from blocks.heroku import channel_ref, clip, escape, monitoring_line
 from blocks.incidents import SEVERITY_EMOJI, UNKNOWN_SEVERITY_EMOJI
+from blocks.kit import context as _context, section as _section
 
 LIST_SHOWN = 10  # named items per list; the rest are counted
 TITLE_SHOWN = 80
@@ -157,14 +158,6 @@ def _as_datetime(moment: datetime | str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _section(text: str, block_id: str) -> dict:
-    return {"type": "section", "block_id": block_id, "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
 
 
 def stamp(now: datetime) -> str:
