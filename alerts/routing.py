@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from alerts.applications import CHANNEL, format_duration
 from alerts.normalized import SEVERITIES, SOURCE_NAMES, NormalizedAlert, severity_at_least
 from alerts.sources.common import normalize_env
+from storage import routing_rules
 
 NAME_MAX = 80
 ESCALATE_AFTER_RANGE = (1, 10080)  # the table's CHECKs: a week
@@ -30,24 +31,8 @@ DEFAULT_MENTION_MIN_SEVERITY = "high"
 VALUE_MAX = 200  # one env, service or tag part
 URL_MAX = 2000
 
-# The fields a person edits, in the order forms and audit entries show them.
-FIELDS: tuple[str, ...] = (
-    "name",
-    "envs",
-    "min_severity",
-    "services",
-    "sources",
-    "tags",
-    "continue_matching",
-    "channel",
-    "mention",
-    "mention_min_severity",
-    "escalate_after_minutes",
-    "escalate_to",
-    "escalation_levels",
-    "runbook_url",
-    "auto_close_minutes",
-)
+# The fields a person edits, in the order forms and audit entries show them (storage's columns).
+FIELDS: tuple[str, ...] = routing_rules.EDITABLE
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
