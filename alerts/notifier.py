@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
 from alerts.outbox_loop import OutboxLoop
-from alerts.pipeline import suppression
+from alerts.pipeline import Suppressions
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
 from storage import applications, notifications
 from storage.applications import Application
@@ -113,10 +113,15 @@ class HeartbeatNotifier(OutboxLoop):
         self.last_delivery: datetime | None = None
         # channel → (posted channel id, summary ts, app names so far, monotonic time of last round)
         self._storms: dict[str, tuple[str, str, list[str], float]] = {}
+        self._held = Suppressions(datetime.now(timezone.utc), [], [])  # reloaded each delivery round
 
     async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
             rows = await notifications.claim_due(self.pool, kinds=notifications.HEARTBEAT_KINDS, limit=limit)
+            if not rows:
+                return 0
+            # Silences and inhibition rules once per round, not once per alert of a storm.
+            self._held = await Suppressions.load(self.pool, datetime.now(timezone.utc))
             storms, singles = await self._split_storms(rows)
             for channel, group in storms.items():
                 await self._deliver_storm(channel, group)
@@ -135,7 +140,7 @@ class HeartbeatNotifier(OutboxLoop):
         for row in alerts:
             app = apps.get(row["app_id"])
             if app is not None and app.is_active and not (app.snoozed_until and app.snoozed_until > now):
-                if await suppression(self.pool, heartbeat_labels(app, row["kind"]), now) is not None:
+                if await self._held.reason(self.pool, heartbeat_labels(app, row["kind"])) is not None:
                     continue  # delivered one by one below, where it is marked suppressed
                 by_channel.setdefault(app.channel, []).append((row, app))
         storms = {channel: group for channel, group in by_channel.items() if len(group) > self.storm_threshold}
@@ -216,7 +221,7 @@ class HeartbeatNotifier(OutboxLoop):
         if app.snoozed_until is not None and app.snoozed_until > now:
             await notifications.mark_suppressed(self.pool, row["id"], f"snoozed until {app.snoozed_until.isoformat()}")
             return "suppressed"
-        held = await suppression(self.pool, heartbeat_labels(app, row["kind"]), now)
+        held = await self._held.reason(self.pool, heartbeat_labels(app, row["kind"]))
         if held is not None:
             await notifications.mark_suppressed(self.pool, row["id"], held)
             log.info("notification.held_back", app=app.name, by=held)

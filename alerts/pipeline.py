@@ -334,22 +334,43 @@ class AlertPipeline:
         return released
 
 
+@dataclass(frozen=True)
+class Suppressions:
+    """The silences active at `now` and the inhibition rules, read once: a notifier delivering a
+    storm of heartbeat alerts checks each against them without reading them again per alert."""
+
+    now: datetime
+    silences: list[dict]
+    inhibition_rules: list[dict]
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> "Suppressions":
+        return cls(now, await silences.active_silences(conn, now), await silences.list_inhibition_rules(conn))
+
+    async def reason(
+        self, conn: asyncpg.Connection | asyncpg.Pool, labels: Mapping[str, str], *, exclude_group_key: str = ""
+    ) -> str | None:
+        """'silence:<id>' or 'inhibition:<id>' when an alert with these labels must be held back,
+        else None. Only an inhibition rule whose target matches costs a query (its source incidents)."""
+        silence = matchers.active_silence(self.silences, labels, self.now)
+        if silence is not None:
+            return f"silence:{silence['id']}"
+        for rule in self.inhibition_rules:
+            subset = matchers.inhibition_lookup(rule, labels)
+            if subset is None:
+                continue
+            for candidate in await incidents.firing_with_labels(conn, subset, exclude_group_key=exclude_group_key):
+                if matchers.inhibits(rule, candidate["labels"], labels):
+                    return f"inhibition:{rule['id']}"
+        return None
+
+
 async def suppression(
     conn: asyncpg.Connection | asyncpg.Pool, labels: Mapping[str, str], now: datetime, *, exclude_group_key: str = ""
 ) -> str | None:
-    """'silence:<id>' or 'inhibition:<id>' when an alert with these labels must be held back, else
-    None. Heartbeat alerts ask too, so a silence or a crashed dyno can quiet a missed heartbeat."""
-    silence = matchers.active_silence(await silences.active_silences(conn, now), labels, now)
-    if silence is not None:
-        return f"silence:{silence['id']}"
-    for rule in await silences.list_inhibition_rules(conn):
-        subset = matchers.inhibition_lookup(rule, labels)
-        if subset is None:
-            continue
-        for candidate in await incidents.firing_with_labels(conn, subset, exclude_group_key=exclude_group_key):
-            if matchers.inhibits(rule, candidate["labels"], labels):
-                return f"inhibition:{rule['id']}"
-    return None
+    """Why one alert must be held back (see `Suppressions.reason`), reading the silences and rules
+    now — an alert opening an incident must see a silence created a moment ago."""
+    return await (await Suppressions.load(conn, now)).reason(conn, labels, exclude_group_key=exclude_group_key)
 
 
 def _changed(results: list[IngestResult]) -> bool:
