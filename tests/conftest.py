@@ -25,7 +25,9 @@ from storage import database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
 
-TEMPLATE_DB = "pulser_test_template"
+# One template per xdist worker: workers sharing a TEST_DATABASE_URL server must not drop each
+# other's template while cloning it.
+TEMPLATE_DB = "pulser_test_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 # The SDK reads proxy variables and ignores NO_PROXY; tests talk to loopback only.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
