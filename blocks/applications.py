@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from blocks.kit import context as _context, escape, plain as _plain, section as _section, text_input as _text_input
+from blocks.kit import context as _context, count_noun, escape, plain as _plain, section as _section, text_input as _text_input
 
 # --- ids: Bolt routes on these, tests and the handler read forms by them ---------------------------
 
@@ -375,7 +375,7 @@ def apps_list(
             f"…and {hidden} more not shown (down and late come first). `GET /api/applications` lists them all. "
             + footer
         )
-    text = f"{total} applications" + "".join(f", {n} {s}" for s, n in counts.items() if n)
+    text = count_noun(total, "application") + "".join(f", {n} {s}" for s, n in counts.items() if n)
     return {"response_type": "ephemeral", "text": text, "blocks": head + body + [_context(footer)]}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from blocks.applications import channel_ref, escape
-from blocks.kit import context as _context, mrkdwn as _mrkdwn, plain as _plain, section as _section, text_input as _text_input
+from blocks.kit import context as _context, count_noun, mrkdwn as _mrkdwn, plain as _plain, section as _section, text_input as _text_input
 
 # --- ids: Bolt routes on these; tests and the handler read the form by them --------------------------
 
@@ -281,7 +281,7 @@ def services_list(services: Sequence[ServiceSummary], *, notice: str | None = No
         "Deploy with `/pulser deploy <service> [ref]`. Admins add, edit (`/pulser deploy edit <service>`) "
         "and remove (`/pulser deploy remove <service>`) services; the API works too (`POST /api/services`)."
     ))
-    text = f"{len(services)} deployable services" if services else "No deployable services yet"
+    text = count_noun(len(services), "deployable service") if services else "No deployable services yet"
     return {"response_type": "ephemeral", "text": text, "blocks": blocks}
 
 

@@ -29,7 +29,7 @@ from blocks.incidents import (
     user,
 )
 
-from blocks.kit import mrkdwn as _mrkdwn, plain as _plain
+from blocks.kit import count_noun, mrkdwn as _mrkdwn, plain as _plain
 
 # --- ids: Bolt routes on these, the handlers read the event id back from the value -------------------
 
@@ -218,7 +218,7 @@ def _detail_sections(details: Sequence[tuple[str, str]]) -> list[list[dict]]:
     fields = [_mrkdwn(f"*{clip_escaped(k, 50, 200)}*\n{clip_escaped(v, 300, FIELD_TEXT_MAX - 250)}") for k, v in shown]
     sections = [fields[i : i + FIELDS_PER_SECTION] for i in range(0, len(fields), FIELDS_PER_SECTION)]
     if len(details) > DETAILS_SHOWN and sections:
-        sections[-1][-1] = _mrkdwn(f"…and {len(details) - DETAILS_SHOWN + 1} more details")
+        sections[-1][-1] = _mrkdwn(f"…and {count_noun(len(details) - DETAILS_SHOWN + 1, 'more detail')}")
     return sections
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from blocks.kit import escape
+from blocks.kit import count_noun, escape
 
 ACK = "heartbeat_alert_ack"
 SNOOZE = "heartbeat_alert_snooze"
@@ -124,7 +124,7 @@ def storm_message(names: list[str], *, shown: int = 20) -> dict:
     Slack accepts about one message per second per channel, and a person reads one summary."""
     listed = ", ".join(escape(n) for n in sorted(names)[:shown])
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    title = f"🚨 {len(names)} apps missed their heartbeats"
+    title = f"🚨 {count_noun(len(names), 'app')} missed " + ("its heartbeat" if len(names) == 1 else "their heartbeats")
     body = f"{listed}{more}.\nEach recovery is posted in this thread. `/pulser apps` shows them all."
     blocks = [
         {"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}},

@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from blocks.kit import context as _context, escape, plain as _plain, section as _section, text_input as _text_input
+from blocks.kit import context as _context, count_noun, escape, plain as _plain, section as _section, text_input as _text_input
 
 # --- ids: Bolt routes on these, the handler and tests read the form by them --------------------------
 
@@ -125,8 +125,7 @@ def monitoring_line(*, active: bool, why: str | None, apps: int, interval_minute
     """The header: "Monitoring ACTIVE — 2 apps every 5 min → #ops-alerts" or "Monitoring INACTIVE: why"."""
     if not active:
         return f":double_vertical_bar: *Monitoring INACTIVE*: {escape(why or 'unknown reason')}"
-    noun = "app" if apps == 1 else "apps"
-    return f":satellite_antenna: *Monitoring ACTIVE* — {apps} {noun} every {interval_minutes} min → {channel_ref(channel)}"
+    return f":satellite_antenna: *Monitoring ACTIVE* — {count_noun(apps, 'app')} every {interval_minutes} min → {channel_ref(channel)}"
 
 
 # --- /heroku-status ----------------------------------------------------------------------------------

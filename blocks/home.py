@@ -12,7 +12,6 @@ from typing import Any, Mapping
 
 from blocks.status import (
     app_counts_text,
-    count_noun,
     down_apps_text,
     duration,
     incidents_text,
@@ -20,7 +19,7 @@ from blocks.status import (
     stamp,
 )
 from blocks.heroku import clip, escape
-from blocks.kit import context as _context, mrkdwn as _mrkdwn, plain as _plain, section as _section
+from blocks.kit import context as _context, count_noun, mrkdwn as _mrkdwn, plain as _plain, section as _section
 
 REGISTER_APP = "home_register_app"
 EDIT_RULES = "home_edit_rules"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
-from blocks.kit import escape, mrkdwn as _mrkdwn, plain as _plain
+from blocks.kit import count_noun, escape, mrkdwn as _mrkdwn, plain as _plain
 
 # --- ids: Bolt routes on these, the handlers read them back ------------------------------------------
 
@@ -443,9 +443,11 @@ def investigation_thread(
     if view.description.strip():
         description = clip_escaped(view.description, THREAD_DESCRIPTION_SHOWN)
         blocks.append({"type": "section", "block_id": "investigation_description", "text": _mrkdwn(description)})
-    if labels:
+    # A label without a value (`env=` when the sender named no environment) tells nobody anything.
+    filled = {k: v for k, v in (labels or {}).items() if str(v).strip()}
+    if filled:
         blocks.append(
-            {"type": "section", "block_id": "investigation_labels", "text": _mrkdwn(_labels_text(labels))}
+            {"type": "section", "block_id": "investigation_labels", "text": _mrkdwn(_labels_text(filled))}
         )
     if url := _usable_url(view.link):
         link = f"<{escape(url)}|Open in {escape(source_name(view.source))}>"
@@ -472,7 +474,7 @@ def _labels_text(labels: Mapping[str, str]) -> str:
 def _occurrences_text(occurrences: Sequence[Mapping], total: int | None = None) -> str:
     newest_first = sorted(occurrences, key=lambda o: _utc(o["received_at"]), reverse=True)
     shown = min(len(newest_first), OCCURRENCES_SHOWN)
-    lines = [f"*Last {shown} occurrences*"]
+    lines = [f"*Last {count_noun(shown, 'occurrence')}*"]
     lines += [_occurrence_line(o) for o in newest_first[:OCCURRENCES_SHOWN]]
     earlier = max(total or 0, len(newest_first)) - shown
     if earlier > 0:

@@ -13,6 +13,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def count_noun(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 app', '2 apps', '1,200 requests': every count in Slack text goes through here, so one of
+    a thing is never "1 apps". `plural` for nouns that do not just take an s ('entry', 'entries')."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def plain(text: str) -> dict:
     return {"type": "plain_text", "text": text, "emoji": True}
 

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Mapping, Sequence
 
 from blocks.applications import channel_ref, escape
-from blocks.kit import context as _context, plain as _plain, section as _section, text_input
+from blocks.kit import context as _context, count_noun, plain as _plain, section as _section, text_input
 
 # --- ids: Bolt routes on these, tests and the handler read forms by them ---------------------------
 
@@ -146,7 +146,7 @@ def rules_list(
     footer = "Only Pulser admins add, edit, move or delete rules; anyone can list them."
     if total > len(shown):
         footer = f"…and {total - len(shown)} more not shown; `GET /api/rules` lists them all. " + footer
-    text = f"{total} routing rule{'' if total == 1 else 's'}; alerts no rule matches go to {default_channel}"
+    text = f"{count_noun(total, 'routing rule')}; alerts no rule matches go to {default_channel}"
     return {"response_type": "ephemeral", "text": escape(text), "blocks": head + body + tail + [_context(footer)]}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from blocks.kit import context as _context, escape, plain as _plain, section as _section
+from blocks.kit import context as _context, count_noun, escape, plain as _plain, section as _section
 
 EXPIRE = "silences_expire"
 MAX_MESSAGE_BLOCKS = 50  # Slack rejects a message with more
@@ -123,15 +123,14 @@ def silences_list(
         header = f"*Silences* · {active} active" + (f" · {pending} pending" if pending else "")
         blocks.append(_section(header, "silences_header"))
         blocks += [_silence_block(s) for s in shown]
-        text = f"{active} active {'silence' if active == 1 else 'silences'}" + (f", {pending} pending" if pending else "")
+        text = count_noun(active, "active silence") + (f", {pending} pending" if pending else "")
     footer = []
     if more or len(silences) > len(shown):
         footer.append("…and more not shown: `GET /api/silences` lists them all.")
     if shown:
         footer.append("Expire needs admin rights; `/pulser silence expire <id>` works too.")
     if inhibition_rules:
-        plural = "rule" if inhibition_rules == 1 else "rules"
-        footer.append(f"{inhibition_rules} inhibition {plural} active (GET /api/inhibitions)")
+        footer.append(f"{count_noun(inhibition_rules, 'inhibition rule')} active (GET /api/inhibitions)")
     if footer:
         blocks.append(_context(" ".join(footer)))
     return _ephemeral(text, blocks)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from blocks.heroku import channel_ref, clip, escape, monitoring_line
 from blocks.incidents import SEVERITY_EMOJI, UNKNOWN_SEVERITY_EMOJI
-from blocks.kit import context as _context, section as _section
+from blocks.kit import context as _context, count_noun, section as _section
 
 LIST_SHOWN = 10  # named items per list; the rest are counted
 TITLE_SHOWN = 80
@@ -68,10 +68,6 @@ def relative(moment: datetime | str | None, now: datetime, *, never: str = "neve
     if abs(seconds) < 1:
         return "just now"
     return f"{duration(seconds)} ago" if seconds > 0 else f"in {duration(-seconds)}"
-
-
-def count_noun(n: int, noun: str, plural: str | None = None) -> str:
-    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def more_line(shown: int, total: int, where: str) -> str | None:
@@ -270,8 +266,9 @@ def status_message(
     ]
     down_count = int((apps.get("counts") or {}).get("down") or 0)
     text = (
-        f"Pulser status: {down_count:,} apps down, {int(incidents.get('total') or 0):,} open incidents, "
-        f"{int(quiet.get('active_silences') or 0):,} active silences"
+        f"Pulser status: {count_noun(down_count, 'app')} down, "
+        f"{count_noun(int(incidents.get('total') or 0), 'open incident')}, "
+        f"{count_noun(int(quiet.get('active_silences') or 0), 'active silence')}"
     )
     return {"response_type": "ephemeral", "text": text, "blocks": blocks}
 
@@ -297,7 +294,7 @@ def _part_detail(name: str, part: Mapping[str, Any], now: datetime) -> str:
     if name == "scheduler":
         return _scheduler_detail(part, now)
     if name == "heartbeat_watcher":
-        return f"last ran {relative(part.get('last_run'), now)} · {part.get('missed_total', 0):,} missed heartbeats seen"
+        return f"last ran {relative(part.get('last_run'), now)} · {count_noun(int(part.get('missed_total') or 0), 'missed heartbeat')} seen"
     if name == "ledger":
         if "error" in part:
             return f"unreadable ({escape(str(part['error']))})"
@@ -336,9 +333,9 @@ def _slack_detail(part: Mapping[str, Any], now: datetime) -> str:
     if part.get("throttled_channels"):
         words.append("rate-limited in " + ", ".join(channel_ref(c) for c in part["throttled_channels"]))
     if part.get("incident_messages_pending"):
-        words.append(f"{part['incident_messages_pending']:,} messages waiting")
+        words.append(f"{count_noun(part['incident_messages_pending'], 'message')} waiting")
     if part.get("incident_messages_failed"):
-        words.append(f"{part['incident_messages_failed']:,} messages given up")
+        words.append(f"{count_noun(part['incident_messages_failed'], 'message')} given up")
     return " · ".join(words)
 
 
@@ -347,7 +344,7 @@ def _heroku_detail(part: Mapping[str, Any], now: datetime) -> str:
         return f"not monitoring: {escape(str(part.get('detail') or 'disabled'))}"
     words = [f"last successful poll {relative(part.get('last_successful_poll'), now)}"]
     if part.get("rate_limit_remaining") is not None:
-        words.append(f"rate-limit budget {part['rate_limit_remaining']:,} requests left")
+        words.append(f"rate-limit budget {count_noun(part['rate_limit_remaining'], 'request')} left")
     if part.get("errors"):
         words.append("failing for " + ", ".join(escape(a) for a in part["errors"]))
     elif part.get("last_error"):

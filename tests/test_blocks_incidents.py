@@ -373,6 +373,17 @@ def test_the_investigation_thread_lists_labels_and_the_link():
     assert f"<{SENTRY_LINK}|Open in Sentry>" in text
 
 
+def test_the_investigation_thread_leaves_out_labels_with_empty_values():
+    reply = investigation_thread(view(), [], "U0ANN", labels={"env": "", "service": "  ", "team": "payments"})
+    labels = next(b for b in reply["blocks"] if b["block_id"] == "investigation_labels")["text"]["text"]
+    assert labels == "*Labels* `team=payments`"
+
+
+def test_the_investigation_thread_has_no_labels_section_when_every_label_is_empty():
+    reply = investigation_thread(view(), [], "U0ANN", labels={"env": "", "service": ""})
+    assert "investigation_labels" not in [b.get("block_id") for b in reply["blocks"]]
+
+
 def test_a_huge_investigation_thread_stays_within_slack_limits():
     occurrences = [dict(occurrence(m), title="<" * 900, description="&" * 900) for m in range(40)]
     labels = {f"k{i}" + "<" * 50: ">" * 200 for i in range(200)}
