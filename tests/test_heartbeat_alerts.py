@@ -1,7 +1,9 @@
-"""Missed heartbeats end to end: the watcher, the outbox, Slack messages and their buttons.
+"""Missed heartbeats end to end: the writer, the watcher, the outbox, Slack messages and buttons.
 
-Heartbeats are applied through the real clock rules and storage (the same calls the HTTP writer
-makes), with `received_at` in the past where a test needs a deadline a second or two away.
+Every heartbeat goes through the running sidecar: over HTTP when it is received now, or through
+the sidecar's own `HeartbeatWriter` (the call its HTTP handler makes) when a test needs a receipt
+time in the past, so a deadline is a second or two away. The runtime's watcher and notifier then
+do the rest, exactly as in production: nothing here wakes them by hand unless the test says why.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from alerts.applications import validate_application
-from alerts.heartbeat_rules import apply_heartbeat
+from alerts.heartbeat_writer import HeartbeatEvent
 from blocks.heartbeat_alerts import ACK, PAUSE, SNOOZE
 from jobs.heartbeat_watcher import HeartbeatWatcher
 from storage import applications, audit, database, heartbeats, notifications
@@ -37,23 +40,22 @@ async def register(pool, name="nightly-backup", interval=60, grace=30, **extra):
     return await applications.create_application(pool, spec, created_by="U0ALICE")
 
 
-async def heartbeat(pool, app, *, kind="success", at=None):
-    """Apply one heartbeat received at `at` (default now) the way the writer does."""
-    at = at or datetime.now(timezone.utc)
-    async with pool.acquire() as conn, conn.transaction():
-        clocks = await applications.lock_clocks(conn, [app.uuid])
-        effect = apply_heartbeat(clocks[app.uuid], kind, at)
-        await applications.save_clocks(conn, [(effect.clock, effect.duration_ms)])
-        if effect.notification:
-            await conn.execute(
-                "INSERT INTO notifications (kind, app_id, payload) VALUES ($1, $2, $3)",
-                effect.notification,
-                app.id,
-                {"received_at": at.isoformat()},
-            )
-        if effect.clock.next_deadline:
-            await applications.notify_deadline(conn, effect.clock.next_deadline)
-    return effect
+def ago(**delta) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(**delta)
+
+
+async def heartbeat(pulser, app, *, kind="success", at: datetime, exit_code: int | None = None):
+    """One heartbeat received at `at`, submitted to the sidecar's writer as its HTTP handler does."""
+    result = await pulser.heartbeat_writer.submit(HeartbeatEvent(uuid=app.uuid, kind=kind, exit_code=exit_code, received_at=at))
+    assert result.found
+    return result
+
+
+async def ping(pulser, app, suffix: str = "") -> None:
+    """A heartbeat received now, over HTTP as a cron job sends it (`/fail` for a failure)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{pulser.http_port}", timeout=10) as http:
+        response = await http.post(f"/heartbeat/{app.uuid}{suffix}")
+    assert response.status_code == 200, response.text
 
 
 def alert_posts(sandbox):
@@ -69,25 +71,36 @@ async def current_alert(pool, app):
     return rows[-1] if rows else None
 
 
+async def watcher_ran_again(pulser) -> None:
+    """Make the runtime's watcher take one more look and wait until it has (it then sleeps anew)."""
+    before = pulser.watcher.last_run
+    pulser.watcher.wake()
+    await eventually(lambda: pulser.watcher.last_run is not None and pulser.watcher.last_run != before, timeout=30)
+
+
 # --- detection ---------------------------------------------------------------------------------
 
 
 async def test_an_app_is_not_alerted_before_its_deadline_and_is_right_after(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=30)
-    # Last heartbeat 88.5 s ago: due 28.5 s ago, deadline (due + 30 s grace) 1.5 s from now.
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(seconds=88.5))
-    await asyncio.sleep(1.2)
-    assert alert_posts(sandbox) == [], "no alert before interval + grace"
-    assert (await applications.get_application(pulser.pool, app.id)).state == "up"
-    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=1.5)
+    # Last heartbeat 88 s ago: due 28 s ago, deadline (due + 30 s grace) 2 s from now.
+    await heartbeat(pulser, app, at=ago(seconds=88))
+    deadline = (await applications.get_application(pulser.pool, app.id)).next_deadline
+    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
     assert "Missed heartbeat: nightly-backup" in message_text(post)
-    assert (await applications.get_application(pulser.pool, app.id)).state == "down"
+    alert = await current_alert(pulser.pool, app)
+    # The claim's time is the database's clock, the one deadlines are compared with.
+    assert alert["created_at"] >= deadline, "no alert before interval + grace"
+    # The watcher's periodic look comes only every 30 s: a claim this close came from the deadline.
+    assert alert["created_at"] - deadline < timedelta(seconds=15)
+    stored = await applications.get_application(pulser.pool, app.id)
+    assert (stored.state, stored.down_since) == ("down", deadline)
 
 
 async def test_the_alert_says_when_it_was_last_seen_and_what_was_expected(pulser, sandbox):
     app = await register(pulser.pool, interval=300, grace=0)
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=12))
-    [post] = await sandbox.wait_for_call("chat.postMessage", count=1)
+    await heartbeat(pulser, app, at=ago(minutes=12))
+    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
     assert message_text(post) == "🚨 Missed heartbeat: nightly-backup — last seen 12 min ago, expected every 5 min"
     assert post.params["channel"] == "#ops-alerts"
     actions = post.params["attachments"][0]["blocks"][-1]["elements"]
@@ -95,30 +108,35 @@ async def test_the_alert_says_when_it_was_last_seen_and_what_was_expected(pulser
 
 
 async def test_a_new_deadline_wakes_a_sleeping_watcher(pulser, sandbox):
-    pulser.watcher.max_sleep = 30  # it would otherwise look again only in 30 s
-    await asyncio.sleep(0.2)
+    pulser.watcher.max_sleep = 3600  # left alone, it would look again only in an hour
+    await watcher_ran_again(pulser)  # now asleep with nothing to watch
     app = await register(pulser.pool, interval=10, grace=0)
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(seconds=9))
-    await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
+    await heartbeat(pulser, app, at=ago(seconds=9))
+    await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
 
 
 async def test_new_and_paused_apps_are_not_watched(pulser, sandbox):
+    await pulser.watcher.stop()  # the test runs the watcher's rounds itself
     await register(pulser.pool, name="never-pinged", interval=10, grace=0)
     paused = await register(pulser.pool, name="paused-one", interval=10, grace=0)
-    await heartbeat(pulser.pool, paused, at=datetime.now(timezone.utc) - timedelta(minutes=5))
+    await heartbeat(pulser, paused, at=ago(minutes=5))
     await applications.set_active(pulser.pool, paused.id, False)
-    await pulser.watcher.run_once()
-    await asyncio.sleep(0.3)
-    assert alert_posts(sandbox) == []
+    watched = await register(pulser.pool, name="watched-one", interval=10, grace=0)
+    await heartbeat(pulser, watched, at=ago(minutes=5))
+    assert await pulser.watcher.run_once() == 1
+    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
+    await eventually(lambda: _delivered_or_held(pulser.pool, watched), timeout=30)
+    assert "watched-one" in message_text(post)
+    assert [message_text(p) for p in alert_posts(sandbox)] == [message_text(post)]
+    total = await pulser.pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'heartbeat_down'")
+    assert total == 1
 
 
 async def test_two_watchers_never_alert_the_same_miss_twice(pulser, sandbox, database_url):
-    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
     apps = [await register(pulser.pool, name=f"job-{i}", interval=60, grace=0) for i in range(40)]
-    pulser.watcher.max_sleep = 30
     await pulser.watcher.stop()  # take the runtime's own watcher out of the race
-    for app in apps:
-        await heartbeat(pulser.pool, app, at=long_ago)
+    long_ago = ago(hours=1)
+    await asyncio.gather(*(heartbeat(pulser, app, at=long_ago) for app in apps))
     pools = [await database.create_pool(database_url, max_size=4) for _ in range(2)]
     try:
         watchers = [HeartbeatWatcher(p, max_sleep=1) for p in pools]
@@ -133,10 +151,9 @@ async def test_two_watchers_never_alert_the_same_miss_twice(pulser, sandbox, dat
 
 async def test_a_fail_signal_alerts_at_once(pulser, sandbox):
     app = await register(pulser.pool)
-    await heartbeat(pulser.pool, app)
-    await heartbeat(pulser.pool, app, kind="fail")
-    pulser.notifier.wake()
-    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
+    await ping(pulser, app)
+    await ping(pulser, app, "/fail")
+    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
     assert message_text(post) == "🚨 nightly-backup reported a failure"
 
 
@@ -145,16 +162,14 @@ async def test_a_fail_signal_alerts_at_once(pulser, sandbox):
 
 async def test_recovery_updates_the_alert_in_place_and_replies_in_its_thread(pulser, sandbox):
     app = await register(pulser.pool, interval=300, grace=0)
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=19))
-    await sandbox.wait_for_call("chat.postMessage", count=1)
-    alert = await eventually(lambda: _sent_alert(pulser.pool, app))
-    await heartbeat(pulser.pool, app)  # the app is back
-    pulser.notifier.wake()
-    [update] = await sandbox.wait_for_call("chat.update", count=1)
+    await heartbeat(pulser, app, at=ago(minutes=19))
+    alert = await eventually(lambda: _sent_alert(pulser.pool, app), timeout=30)
+    await ping(pulser, app)  # the app is back
+    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
     assert update.params["ts"] == alert["slack_ts"]
     assert update.params["text"].startswith("✅ nightly-backup recovered after 14 min")
     assert "actions" not in str(update.params["attachments"]), "a recovered alert has no buttons"
-    replies = await eventually(lambda: [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")])
+    replies = await eventually(lambda: [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")], timeout=30)
     assert replies[0].params["thread_ts"] == alert["slack_ts"]
     assert "recovered after 14 min" in replies[0].params["text"]
     assert (await applications.get_application(pulser.pool, app.id)).state == "up"
@@ -163,9 +178,9 @@ async def test_recovery_updates_the_alert_in_place_and_replies_in_its_thread(pul
 async def test_a_snoozed_app_is_marked_down_without_an_alert(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     await applications.snooze(pulser.pool, app.id, datetime.now(timezone.utc) + timedelta(hours=1))
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=5))
-    await eventually(lambda: _state(pulser.pool, app, "down"))
-    rows = await eventually(lambda: _settled(pulser.pool, app))
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    await eventually(lambda: _state(pulser.pool, app, "down"), timeout=30)
+    rows = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
     assert [r["status"] for r in rows] == ["suppressed"]
     assert alert_posts(sandbox) == []
 
@@ -182,12 +197,13 @@ async def _settled(pool, app):
 async def test_a_failed_slack_post_is_retried(pulser, sandbox):
     sandbox.fail_next("chat.postMessage", status=200, error="internal_error", times=1)
     app = await register(pulser.pool, interval=60, grace=0)
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=5))
-    row = await eventually(lambda: _with_attempts(pulser.pool, app))
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    row = await eventually(lambda: _with_attempts(pulser.pool, app), timeout=30)
     assert row["status"] == "pending" and "internal_error" in row["last_error"]
+    # Due now instead of after the backoff; the wake stands in for the next poll.
     await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE id = $1", row["id"])
     pulser.notifier.wake()
-    await eventually(lambda: _status(pulser.pool, row["id"], "sent"))
+    await eventually(lambda: _status(pulser.pool, row["id"], "sent"), timeout=30)
 
 
 async def _with_attempts(pool, app):
@@ -203,9 +219,9 @@ async def _status(pool, notification_id, status):
 
 
 async def posted_alert(pulser, sandbox, app):
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=5))
-    await sandbox.wait_for_call("chat.postMessage", count=1)
-    return await eventually(lambda: _sent_alert(pulser.pool, app))
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
+    return await eventually(lambda: _sent_alert(pulser.pool, app), timeout=30)
 
 
 async def _sent_alert(pool, app):
@@ -224,7 +240,7 @@ async def test_ack_updates_the_alert_in_place_and_is_audited(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     alert = await posted_alert(pulser, sandbox, app)
     await click(sandbox, alert, ACK, "U0BOB", str(app.id))
-    [update] = await sandbox.wait_for_call("chat.update", count=1)
+    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
     assert update.params["ts"] == alert["slack_ts"]
     assert "Acknowledged by <@U0BOB>" in str(update.params["attachments"])
     assert ACK not in str(update.params["attachments"]), "the Ack button goes once acked"
@@ -248,7 +264,7 @@ async def test_snooze_sets_the_app_quiet_until_then(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     alert = await posted_alert(pulser, sandbox, app)
     await choose_snooze(sandbox, alert, "U0BOB", f"{app.id}:3600")
-    [update] = await sandbox.wait_for_call("chat.update", count=1)
+    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
     assert "Snoozed by <@U0BOB>" in str(update.params["attachments"])
     stored = await applications.get_application(pulser.pool, app.id)
     assert timedelta(minutes=59) < stored.snoozed_until - datetime.now(timezone.utc) <= timedelta(hours=1)
@@ -258,7 +274,7 @@ async def test_a_forged_snooze_value_is_refused(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     alert = await posted_alert(pulser, sandbox, app)
     await choose_snooze(sandbox, alert, "U0BOB", f"{app.id}:99999999")
-    posts = await eventually(lambda: sandbox.response_url_posts)
+    posts = await eventually(lambda: sandbox.response_url_posts, timeout=30)
     assert "not valid" in str(posts[-1][1])
     assert (await applications.get_application(pulser.pool, app.id)).snoozed_until is None
 
@@ -267,7 +283,7 @@ async def test_pause_by_an_admin_stops_monitoring(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     alert = await posted_alert(pulser, sandbox, app)
     await click(sandbox, alert, PAUSE, "U0ALICE", str(app.id))
-    [update] = await sandbox.wait_for_call("chat.update", count=1)
+    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
     assert "Monitoring paused by <@U0ALICE>" in str(update.params["attachments"])
     assert not (await applications.get_application(pulser.pool, app.id)).is_active
 
@@ -275,21 +291,31 @@ async def test_pause_by_an_admin_stops_monitoring(pulser, sandbox):
 async def test_pause_by_a_non_admin_is_refused_and_changes_nothing(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     alert = await posted_alert(pulser, sandbox, app)
-    await click(sandbox, alert, PAUSE, "U0BOB", str(app.id))
-    posts = await eventually(lambda: sandbox.response_url_posts)
+    envelope = sandbox.block_action_envelope(
+        PAUSE, value=str(app.id), user_id="U0BOB", channel_id=alert["slack_channel"], message_ts=alert["slack_ts"]
+    )
+    await sandbox.send_envelope(envelope)
+    posts = await eventually(lambda: sandbox.response_url_posts, timeout=30)
     assert "Only Pulser admins" in str(posts[-1][1])
+    await eventually(lambda: _processed(pulser, envelope["envelope_id"]), timeout=30)  # the click is fully handled
     assert (await applications.get_application(pulser.pool, app.id)).is_active
     assert sandbox.calls_to("chat.update") == []
+
+
+async def _processed(pulser, envelope_id):
+    from storage import envelopes
+
+    row = await envelopes.get_envelope(pulser.pool, source="slack", scope="T0SANDBOX", envelope_id=envelope_id)
+    return row is not None and row.status == "processed"
 
 
 async def test_an_ack_after_recovery_keeps_the_alert_recovered(pulser, sandbox):
     app = await register(pulser.pool, interval=300, grace=0)
     alert = await posted_alert(pulser, sandbox, app)
-    await heartbeat(pulser.pool, app)
-    pulser.notifier.wake()
-    await sandbox.wait_for_call("chat.update", count=1)
+    await ping(pulser, app)
+    await sandbox.wait_for_call("chat.update", count=1, timeout=30)
     await click(sandbox, alert, ACK, "U0BOB", str(app.id))
-    updates = await sandbox.wait_for_call("chat.update", count=2)
+    updates = await sandbox.wait_for_call("chat.update", count=2, timeout=30)
     assert updates[-1].params["text"].startswith("✅ nightly-backup recovered")
     assert "Acknowledged by <@U0BOB>" in str(updates[-1].params["attachments"])
 
@@ -323,14 +349,13 @@ async def test_retention_keeps_the_newest_heartbeats_of_each_app(pool):
 
 async def many_down_at_once(pulser, count: int) -> list:
     """`count` apps that all missed their deadline an hour ago, claimed in one watcher round."""
-    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
     apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(count)]
     # Take the runtime's own watcher and notifier loop out: the test runs explicit rounds.
     await pulser.watcher.stop()
     await pulser.notifier.stop()
-    for app in apps:
-        await heartbeat(pulser.pool, app, at=long_ago)
-    await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once()
+    long_ago = ago(hours=1)
+    await asyncio.gather(*(heartbeat(pulser, app, at=long_ago) for app in apps))
+    assert await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once() == count
     return apps
 
 
@@ -347,8 +372,7 @@ async def test_many_apps_down_at_once_become_one_summary_message(pulser, sandbox
 async def test_a_recovery_after_a_storm_replies_in_the_summary_thread(pulser, sandbox):
     apps = await many_down_at_once(pulser, 12)
     await pulser.notifier.deliver_due()
-    alert_posts(sandbox)
-    await heartbeat(pulser.pool, apps[3])
+    await ping(pulser, apps[3])
     await pulser.notifier.deliver_due()
     replies = [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     assert len(replies) == 1 and "worker-03" in replies[0].params["text"]
@@ -366,11 +390,12 @@ async def test_later_rounds_of_a_storm_update_the_same_summary(pulser, sandbox):
 
 
 async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting_for_a_poll(pulser, sandbox, database_url):
+    first = await register(pulser.pool, name="first-job", interval=60, grace=0)
     app = await register(pulser.pool, interval=60, grace=0)
-    await heartbeat(pulser.pool, app)
     pulser.notifier.poll_interval = 30  # only a NOTIFY can make it deliver within the test
-    pulser.notifier.wake()
-    await asyncio.sleep(0.3)
+    # One delivery round after the change: from then on the notifier sleeps up to 30 s between polls.
+    await ping(pulser, first, "/fail")
+    await eventually(lambda: _sent_alert(pulser.pool, first), timeout=30)
     other_process = await database.create_pool(database_url, max_size=1)
     try:
         async with other_process.acquire() as conn, conn.transaction():
@@ -379,15 +404,15 @@ async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting
             )
     finally:
         await other_process.close()
-    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
-    assert message_text(post) == "🚨 nightly-backup reported a failure"
+    posts = await sandbox.wait_for_call("chat.postMessage", count=2, timeout=15)
+    assert message_text(posts[-1]) == "🚨 nightly-backup reported a failure"
 
 
 async def test_an_error_no_retry_can_fix_fails_the_alert_at_once_and_shows_in_health(pulser, sandbox):
     sandbox.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
     app = await register(pulser.pool, interval=60, grace=0)
-    await heartbeat(pulser.pool, app, at=datetime.now(timezone.utc) - timedelta(minutes=5))
-    row = await eventually(lambda: _settled(pulser.pool, app))
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    row = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
     assert [(r["status"], r["attempts"], r["last_error"]) for r in row] == [("failed", 1, "slack: channel_not_found")]
     health = await pulser.health_report()
     assert health["components"]["slack_delivery"]["failed"] == 1
@@ -404,9 +429,8 @@ async def test_a_silence_on_the_app_holds_back_its_missed_heartbeat_alert(pulser
         pulser.pool, matchers=[{"name": "app", "op": "=", "value": "billing-cron"}], starts_at=None,
         ends_at=datetime.now(timezone.utc) + timedelta(hours=1), comment="migration", created_by="U0ALICE",
     )
-    await heartbeat(pulser.pool, app, kind="fail")
-    pulser.notifier.wake()
-    row = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=5)
+    await ping(pulser, app, "/fail")
+    row = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=30)
     assert row["status"] == "suppressed" and row["last_error"].startswith("silence:")
     assert alert_posts(sandbox) == []
 
@@ -432,10 +456,9 @@ async def test_a_firing_incident_can_inhibit_the_same_apps_heartbeat_alert(pulse
     ))
     app = await register(pulser.pool, name="billing-cron", interval=60, grace=0)
     other = await register(pulser.pool, name="other-cron", interval=60, grace=0)
-    await heartbeat(pulser.pool, app, kind="fail")
-    await heartbeat(pulser.pool, other, kind="fail")
-    pulser.notifier.wake()
-    held = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=5)
+    await ping(pulser, app, "/fail")
+    await ping(pulser, other, "/fail")
+    held = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=30)
     assert held["status"] == "suppressed" and held["last_error"].startswith("inhibition:")
-    sent = await eventually(lambda: _delivered_or_held(pulser.pool, other), timeout=5)
+    sent = await eventually(lambda: _delivered_or_held(pulser.pool, other), timeout=30)
     assert sent["status"] == "sent"
