@@ -1,7 +1,8 @@
 """The `pulser` command: run | bot | sidecar | migrate | send-alert, and --version.
 
-Exit codes: 0 on a clean stop, 2 for bad settings or usage (one line on stderr naming what to fix),
-1 when start-up fails for another reason.
+Exit codes: 0 on a clean stop, 2 for bad settings or usage (one line on stderr naming what to fix,
+also when a port or address taken from the environment cannot be bound), 1 when start-up fails
+for another reason (e.g. an unreachable database).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 
 from bot import __version__
 from bot.logging import configure_logging
+from bot.ports import BindError
 from alerts.normalized import SEVERITIES
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -81,25 +83,33 @@ async def _migrate(settings: Settings) -> int:
     from storage.migrations import apply_migrations
 
     embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
-    dsn = await embedded.start() if embedded else settings.database_url
-    assert dsn is not None
     try:
-        pool = await database.create_pool(dsn, max_size=2)
+        dsn = await embedded.start() if embedded else settings.database_url
+        assert dsn is not None
         try:
-            applied = await apply_migrations(pool)
+            pool = await database.create_pool(dsn, max_size=2)
+            try:
+                applied = await apply_migrations(pool)
+            finally:
+                await pool.close()
         finally:
-            await pool.close()
-    finally:
-        if embedded:
-            await embedded.stop()
+            if embedded:
+                await embedded.stop()
+    except Exception as exc:  # an unreachable database is one line, as for `pulser run`, not a traceback
+        log.error("pulser.migrate_failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
     print(f"pulser: {len(applied)} migration(s) applied" + (f": {', '.join(applied)}" if applied else ""))
     return 0
 
 
 def send_alert(args: argparse.Namespace, settings: Settings) -> int:
     """The replacement for a hand-rolled send_alert.py: the same generic webhook any script may use."""
+    import logging
+
     import httpx
 
+    # httpx logs every request at INFO; the command prints its own one-line outcome.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not settings.webhook_token:
         print("pulser: set PULSER_WEBHOOK_TOKEN (the same value the running Pulser has) to send alerts", file=sys.stderr)
         return 2
@@ -154,6 +164,9 @@ async def _serve(settings: Settings, mode: str) -> int:
     runtime = Runtime(settings, mode)  # type: ignore[arg-type]
     try:
         await runtime.start()
+    except BindError as exc:  # a setting to change: name it, as for a bad value
+        log.error("pulser.start_failed", error=str(exc), variable=exc.variable)
+        return 2
     except Exception as exc:
         log.error("pulser.start_failed", error=f"{type(exc).__name__}: {exc}")
         return 1

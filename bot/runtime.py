@@ -23,6 +23,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 
 from bot import __version__
 from bot.metrics import Metrics
+from bot.ports import binding
 from bot.scheduler import build_scheduler
 from bot.settings import Settings
 from alerts.heartbeat_writer import HeartbeatWriter
@@ -197,7 +198,9 @@ class Runtime:
                 delivery_report=self.delivery_report,
                 status_report=self.status_report,
             )
-            self.http_runner, self.http_port = await start_sidecar(app, self.settings.http_host, self.settings.http_port)
+            s = self.settings
+            with binding(s.http_host, s.http_port, host_variable="PULSER_HTTP_HOST", port_variable="PULSER_HTTP_PORT"):
+                self.http_runner, self.http_port = await start_sidecar(app, s.http_host, s.http_port)
             log.info("sidecar.listening", url=f"http://{self.settings.http_host}:{self.http_port}")
             if self.services is not None and self.settings.public_url is None:
                 self.services.public_base_url = f"http://{self.settings.http_host}:{self.http_port}"
@@ -293,12 +296,16 @@ class Runtime:
         if self.settings.use_sandbox:
             from sandbox import SlackSandbox
 
-            self.sandbox = SlackSandbox(host="127.0.0.1", port=self.settings.sandbox_port)
+            self.sandbox = SlackSandbox(host=self.settings.sandbox_host, port=self.settings.sandbox_port)
             # A person to click as, and the default alert channel, so a local try-out just works.
             self.sandbox.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
             self.sandbox.add_channel("C0OPS", "ops")
             self.sandbox.add_channel("C0ALERTS", self.settings.slack_channel.lstrip("#") or "ops-alerts")
-            await self.sandbox.start()
+            with binding(
+                self.settings.sandbox_host, self.settings.sandbox_port,
+                host_variable="PULSER_SANDBOX_HOST", port_variable="PULSER_SANDBOX_PORT",
+            ):
+                await self.sandbox.start()
             self.slack = SlackEndpoint(SlackSandbox.BOT_TOKEN, SlackSandbox.APP_TOKEN, self.sandbox.api_url)
             log.info(
                 "sandbox.listening",

@@ -8,6 +8,7 @@ intervals, rules) live in Postgres.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     ledger_max_attempts: int = 5
     sandbox_port: int = 8081
+    sandbox_host: str = "127.0.0.1"  # the sandbox's bind address; 0.0.0.0 in a container, so it can be opened
     public_url: str | None = None  # how heartbeat senders reach the sidecar; None: http://host:port
     heartbeat_history: int = 100
     self_ping_url: str | None = field(default=None, repr=False)  # a dead-man's switch for Pulser itself
@@ -136,7 +138,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "HEARTBEAT_CHECK_INTERVAL", 30, _int_between("HEARTBEAT_CHECK_INTERVAL", 1, 3600, "seconds")
         ),
         heroku_api_key=env.text("HEROKU_API_KEY"),
-        heroku_api_url=env.get("HEROKU_API_URL", "https://api.heroku.com", _http_url("HEROKU_API_URL")).rstrip("/"),
+        heroku_api_url=env.get("HEROKU_API_URL", "https://api.heroku.com", _http_url("HEROKU_API_URL", "https://api.heroku.com")).rstrip("/"),
         monitored_apps=env.get("MONITORED_APP_NAME", (), _heroku_app_names),
         check_interval_minutes=env.get(
             "CHECK_INTERVAL_MINUTES", 5, _int_between("CHECK_INTERVAL_MINUTES", 1, 60, "minutes")
@@ -156,8 +158,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sandbox_port=env.get(
             "PULSER_SANDBOX_PORT", 8081, _int_between("PULSER_SANDBOX_PORT", 0, 65535, "a TCP port")
         ),
-        public_url=env.get("PULSER_PUBLIC_URL", None, _http_url("PULSER_PUBLIC_URL")),
-        self_ping_url=env.get("PULSER_SELF_PING_URL", None, _http_url("PULSER_SELF_PING_URL")),
+        sandbox_host=env.get("PULSER_SANDBOX_HOST", "127.0.0.1", _bind_host("PULSER_SANDBOX_HOST")),
+        public_url=env.get("PULSER_PUBLIC_URL", None, _http_url("PULSER_PUBLIC_URL", "https://pulser.example.com")),
+        self_ping_url=env.get(
+            "PULSER_SELF_PING_URL", None, _http_url("PULSER_SELF_PING_URL", "https://hc-ping.com/<your-check-uuid>")
+        ),
         heartbeat_history=env.get(
             "HEARTBEAT_HISTORY", 100, _int_between("HEARTBEAT_HISTORY", 1, 100000, "heartbeats kept per app")
         ),
@@ -172,7 +177,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "ALERT_UPDATE_DEBOUNCE_SECONDS", 2, _int_between("ALERT_UPDATE_DEBOUNCE_SECONDS", 0, 300, "seconds")
         ),
         github_token=env.text("GITHUB_TOKEN"),
-        github_api_url=env.get("GITHUB_API_URL", "https://api.github.com", _http_url("GITHUB_API_URL")).rstrip("/"),
+        github_api_url=env.get("GITHUB_API_URL", "https://api.github.com", _http_url("GITHUB_API_URL", "https://api.github.com")).rstrip("/"),
         deploy_webhook_secret=env.text("PULSER_DEPLOY_WEBHOOK_SECRET"),
         webhook_silence_hours=env.get(
             "WEBHOOK_SILENCE_HOURS", 24, _int_between("WEBHOOK_SILENCE_HOURS", 1, 720, "hours")
@@ -223,11 +228,28 @@ def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _http_url(name: str) -> Callable[[str], str]:
+def _http_url(name: str, example: str = "https://slack.com/api/") -> Callable[[str], str]:
+    """`example` is what this variable usually holds, so the error shows a value that fits it."""
+
     def parse(raw: str) -> str:
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https") or not parts.netloc or " " in raw:
-            raise SettingsError(name, raw, "expected an http:// or https:// URL, e.g. https://slack.com/api/")
+            raise SettingsError(name, raw, f"expected an http:// or https:// URL, e.g. {example}")
+        return raw
+
+    return parse
+
+
+def _bind_host(name: str) -> Callable[[str], str]:
+    """An address to listen on: an IP (0.0.0.0 for every interface) or a host name, no scheme or port."""
+
+    def parse(raw: str) -> str:
+        try:
+            return str(ipaddress.ip_address(raw.strip("[]")))
+        except ValueError:
+            pass
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$", raw):
+            raise SettingsError(name, raw, "expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0 (every interface)")
         return raw
 
     return parse
