@@ -173,3 +173,19 @@ async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def handled(pool, envelope: dict, *, team_id: str = "T0SANDBOX", timeout: float = 30.0):
+    """Wait until a Slack envelope's ledger row is `processed`: its listener has returned, so all it
+    was going to do is done — the positive signal after which a test may assert that something
+    did not happen. Returns the row."""
+    from bot.socket_mode import ledger_key
+    from storage import envelopes
+
+    key = ledger_key(envelope["type"], envelope.get("payload") or {}, envelope["envelope_id"])
+
+    async def processed():
+        row = await envelopes.get_envelope(pool, source="slack", scope=team_id, envelope_id=key)
+        return row if row is not None and row.status == "processed" else None
+
+    return await eventually(processed, timeout=timeout)

@@ -3,7 +3,6 @@ its buttons, through the sandbox with the real Bolt app over Socket Mode and a r
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +14,7 @@ from handlers.slack.admin import forget_answers
 from storage import applications as store
 from storage.audit import list_actions
 from storage.heartbeats import HeartbeatRow, insert_heartbeats
-from tests.conftest import eventually
+from tests.conftest import eventually, handled
 
 ADMIN = "U0ADA"  # a workspace admin, as users.info says
 MEMBER = "U0BOB"  # an ordinary member
@@ -117,10 +116,11 @@ async def actions_on(pulser, app_id: int) -> list[str]:
 
 
 async def test_a_member_who_is_not_an_admin_is_refused_and_no_form_opens(pulser, sandbox):
-    ack = await sandbox.send_slash_command(text="register", user_id=MEMBER)
+    envelope = sandbox.slash_command_envelope(text="register", user_id=MEMBER)
+    ack = await sandbox.send_envelope(envelope)
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "Only Pulser admins can register apps: workspace admins/owners or users listed in PULSER_ADMINS" in ack_text(ack)
-    await asyncio.sleep(0.2)
+    await handled(pulser.pool, envelope)
     assert sandbox.calls_to("views.open") == []
 
 

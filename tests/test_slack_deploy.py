@@ -3,7 +3,6 @@ real Postgres, and a local fake GitHub for the workflow_dispatch the deploys sen
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import AsyncIterator
 
@@ -14,7 +13,7 @@ from alerts.deploys import create_service
 from blocks.deploys import ADD_SERVICE, APPROVE, CONFIRM_CALLBACK, EDIT_SERVICE, REJECT, SERVICE_CALLBACK
 from storage import audit
 from storage import deploys as store
-from tests.conftest import eventually, make_settings
+from tests.conftest import eventually, handled, make_settings
 
 ALICE = "U0ALICE"  # asks for deploys
 BOB = "U0BOB"  # approves them
@@ -160,10 +159,11 @@ async def test_deploy_without_a_service_explains_how(pulser, sandbox):
 async def test_an_unknown_service_is_answered_with_the_known_ones(pulser, sandbox):
     await add_service(pulser, "api")
     await add_service(pulser, "web")
-    ack = await sandbox.send_slash_command(text="deploy apii")
+    envelope = sandbox.slash_command_envelope(text="deploy apii")
+    ack = await sandbox.send_envelope(envelope)
     assert ack["payload"]["response_type"] == "ephemeral"
     assert "There is no deploy service called `apii`. Known services: `api`, `web`." in shown(ack["payload"])
-    await asyncio.sleep(0.1)
+    await handled(pulser.pool, envelope)
     assert sandbox.calls_to("views.open") == []
 
 
@@ -440,9 +440,10 @@ async def test_saving_the_edit_form_unchanged_changes_nothing(pulser, sandbox):
 async def test_a_member_cannot_add_or_edit_services(pulser, sandbox):
     await add_service(pulser)
     for text, words in (("deploy add", "add deploy services"), ("deploy edit api", "edit deploy services")):
-        ack = await sandbox.send_slash_command(text=text, user_id=BOB)
+        envelope = sandbox.slash_command_envelope(text=text, user_id=BOB)
+        ack = await sandbox.send_envelope(envelope)
         assert f"Only Pulser admins can {words}" in shown(ack["payload"])
-    await asyncio.sleep(0.1)
+        await handled(pulser.pool, envelope)
     assert sandbox.calls_to("views.open") == []
 
 

@@ -4,7 +4,6 @@ Heroku API."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -18,7 +17,7 @@ from blocks.incidents import ROLLBACK
 from bot.metrics import Metrics
 from bot.runtime import Runtime
 from storage import audit, heroku, incidents
-from tests.conftest import eventually, make_settings
+from tests.conftest import eventually, handled, make_settings
 from tests.fake_heroku import FakeHeroku, addon, dyno
 
 ADMIN = "U0ADA"  # a workspace admin, as users.info says
@@ -201,9 +200,10 @@ async def submit(sandbox, view: dict, values: dict, user: str = ADMIN) -> dict:
 
 
 async def test_a_member_who_is_not_an_admin_cannot_open_the_settings(pulser, sandbox):
-    answer = await command_ack(sandbox, "config", user=MEMBER)
-    assert "Only Pulser admins can change Heroku monitoring" in answer
-    await asyncio.sleep(0.2)
+    envelope = sandbox.slash_command_envelope(command="/heroku-status", text="config", user_id=MEMBER, channel_id=COMMAND_CHANNEL)
+    ack = await sandbox.send_envelope(envelope)
+    assert "Only Pulser admins can change Heroku monitoring" in readable(ack.get("payload") or {})
+    await handled(pulser.pool, envelope)
     assert sandbox.calls_to("views.open") == []
 
 

@@ -3,7 +3,6 @@ the sandbox with the real Bolt app over Socket Mode and a real Postgres."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timezone
 
@@ -14,7 +13,7 @@ from blocks.rules import ADD, ADD_CALLBACK, DELETE, EDIT, EDIT_CALLBACK, MOVE_DO
 from handlers.slack.admin import forget_answers
 from storage import routing_rules as store
 from storage.audit import list_actions
-from tests.conftest import eventually
+from tests.conftest import eventually, handled
 
 ADMIN = "U0ADA"  # a workspace admin, as users.info says
 MEMBER = "U0BOB"  # an ordinary member
@@ -189,10 +188,13 @@ async def test_a_valid_form_stores_the_rule_audits_it_and_posts_the_fresh_list(p
 
 
 async def test_a_member_cannot_open_the_form_but_is_told_why(pulser, sandbox):
-    body = await click(sandbox, ADD, "add", user=MEMBER)
+    envelope = sandbox.block_action_envelope(ADD, value="add", user_id=MEMBER, channel_id="C0OPS")
+    await sandbox.send_envelope(envelope)
+    posts = await eventually(lambda: sandbox.response_url_posts)
+    body = posts[0][1]
     assert body["replace_original"] is False, "the list stays; the refusal comes as its own message"
     assert "Only Pulser admins can change routing rules" in body["text"]
-    await asyncio.sleep(0.2)
+    await handled(pulser.pool, envelope)
     assert sandbox.calls_to("views.open") == []
 
 
