@@ -27,6 +27,25 @@ async def ledger_row(pulser, envelope_id: str):
     return await envelopes.get_envelope(pulser.pool, source="slack", scope="T0SANDBOX", envelope_id=envelope_id)
 
 
+def settled(pulser, since: dict[str, float], count: int):
+    """A predicate: `count` more Slack envelopes have been handled to the end (processed after their
+    listener returned, or skipped as duplicates) than in `since`, the outcomes read before."""
+
+    def done() -> bool:
+        now = envelope_outcomes(pulser)
+        return sum(now[o] - since[o] for o in now) >= count
+
+    return done
+
+
+def envelope_outcomes(pulser) -> dict[str, float]:
+    registry = pulser.metrics.registry
+    return {
+        outcome: registry.get_sample_value("pulser_envelopes_total", {"source": "slack", "outcome": outcome}) or 0.0
+        for outcome in ("processed", "duplicate", "failed")
+    }
+
+
 def add_effect_command(pulser) -> None:
     """`/effect` posts one message per run: the effect whose count proves exactly-once."""
 
@@ -77,11 +96,13 @@ async def _processed(pulser, envelope_id):
 async def test_the_same_envelope_twice_in_a_row_has_one_effect(pulser, sandbox):
     add_effect_command(pulser)
     envelope = sandbox.slash_command_envelope(command="/effect", text="", channel_id="C0OPS")
+    before = envelope_outcomes(pulser)
     first = await sandbox.send_envelope(envelope)
     second = await sandbox.send_envelope(envelope)
     assert first["envelope_id"] == second["envelope_id"] == envelope["envelope_id"]
-    await sandbox.wait_for_call("chat.postMessage", count=1)
-    await asyncio.sleep(0.2)  # give a wrongly processed duplicate the time to post
+    # Both deliveries handled to the end: a wrongly processed duplicate would have posted by now.
+    await eventually(settled(pulser, before, 2), timeout=30)
+    assert envelope_outcomes(pulser)["duplicate"] - before["duplicate"] == 1
     assert len(sandbox.calls_to("chat.postMessage")) == 1
     assert await envelopes.count_envelopes(pulser.pool, source="slack", envelope_id=envelope["envelope_id"]) == 1
 
@@ -98,19 +119,21 @@ async def test_the_same_envelope_twice_at_once_has_one_effect_and_two_acks(pulse
 async def test_concurrent_duplicates_post_once(pulser, sandbox):
     add_effect_command(pulser)
     envelope = sandbox.slash_command_envelope(command="/effect", text="", channel_id="C0OPS")
+    before = envelope_outcomes(pulser)
     await asyncio.gather(*(sandbox.send_envelope(envelope) for _ in range(5)))
-    await sandbox.wait_for_call("chat.postMessage", count=1)
-    await asyncio.sleep(0.2)
+    await eventually(settled(pulser, before, 5), timeout=30)  # all five handled to the end
+    assert envelope_outcomes(pulser)["duplicate"] - before["duplicate"] == 4
     assert len(sandbox.calls_to("chat.postMessage")) == 1
 
 
 async def test_an_event_retried_under_a_new_envelope_id_is_processed_once(pulser, sandbox):
     # The App Home listener answers app_home_opened with one views.publish: count those.
     event = {"type": "app_home_opened", "user": "U0ALICE", "channel": "D0ALICE", "tab": "home", "event_ts": "1.2"}
+    before = envelope_outcomes(pulser)
     await sandbox.send_event(event, event_id="Ev0001")
     await sandbox.send_event(event, event_id="Ev0001", retry_attempt=1, retry_reason="timeout")
-    await sandbox.wait_for_call("views.publish")
-    await asyncio.sleep(0.3)
+    await eventually(settled(pulser, before, 2), timeout=30)  # the retry handled to the end too
+    assert envelope_outcomes(pulser)["duplicate"] - before["duplicate"] == 1
     assert len(sandbox.calls_to("views.publish")) == 1
     assert await envelopes.count_envelopes(pulser.pool, source="slack", envelope_id="event:Ev0001") == 1
 
