@@ -92,6 +92,7 @@ async def test_each_event_type_lands_in_the_channel_routed_for_it(pulser, sandbo
     await posted_with(sandbox, "Error rate exceeded: billing")
     await posted_with(sandbox, "Scheduled task completed: nightly-backup")
     await posted_with(sandbox, "db: maintenance begins")
+    await eventually(lambda: _events_delivered(pulser, 5), timeout=30)  # nothing left to post or retry
     assert len(posts(sandbox, DEPLOYS)) == 1 and len(posts(sandbox, CI)) == 1 and len(posts(sandbox)) == 3
 
 
@@ -148,8 +149,19 @@ async def test_a_replayed_event_is_acknowledged_as_a_duplicate_and_posted_once(p
     await posted_with(sandbox, "Scheduled task failed: backup")
     replay = await send_event(http, event)
     assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    await eventually(lambda: _events_delivered(pulser, 1), timeout=30)  # posted, no retry left to post it again
     assert len(await store.list_events(pulser.pool, event_type="scheduled_task")) == 1
     assert len(posts(sandbox)) == 1
+
+
+async def _events_delivered(pulser, count: int) -> bool:
+    """`count` events arrived through the ledger, each processed, and the event outbox is drained."""
+    deliveries = await pulser.pool.fetch("SELECT status FROM envelopes WHERE source = 'events'")
+    events = [e for e in await store.list_events(pulser.pool) if e["event_type"] != "action"]
+    return (
+        len(deliveries) == count and all(d["status"] == "processed" for d in deliveries)
+        and len(events) == count and all(e["render_due_at"] is None for e in events)
+    )
 
 
 # --- GitHub ------------------------------------------------------------------------------------------
@@ -176,8 +188,23 @@ async def test_without_a_ci_route_a_github_failure_is_recorded_but_posted_once_a
     await github_failure(http)
     [event] = await eventually(lambda: store.list_events(pulser.pool, event_type="ci"), timeout=5)
     await posted_with(sandbox, INCIDENT_ACK)
+    await eventually(lambda: _github_delivery_done(pulser), timeout=30)  # all it was going to post is posted
     assert event["render_due_at"] is None and event["slack_channel"] is None
     assert len(posts(sandbox)) == 1
+
+
+async def _github_delivery_done(pulser) -> bool:
+    """The GitHub delivery processed, its incident's message posted and nothing left in either outbox."""
+    from storage import incidents
+
+    deliveries = await pulser.pool.fetch("SELECT status FROM envelopes WHERE source = 'github'")
+    messages = [m for i in await incidents.list_incidents(pulser.pool) for m in await incidents.messages_for(pulser.pool, i["id"])]
+    events = [e for e in await store.list_events(pulser.pool) if e["event_type"] != "action"]
+    return (
+        bool(deliveries) and all(d["status"] == "processed" for d in deliveries)
+        and bool(messages) and all(m["slack_ts"] and m["render_due_at"] is None for m in messages)
+        and all(e["render_due_at"] is None for e in events)
+    )
 
 
 # --- buttons -----------------------------------------------------------------------------------------

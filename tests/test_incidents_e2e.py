@@ -126,20 +126,49 @@ async def test_one_hundred_repeats_of_a_sentry_issue_are_one_message_that_reads_
 
 
 async def test_alertmanager_firing_and_resolved_alerts_of_one_notification(pulser, sandbox, http):
-    body = fixture_bytes("alertmanager", "captured-v0.25-firing-with-one-resolved.json")
-    response = await http.post(
-        "/webhooks/alertmanager", content=body, headers={"Authorization": f"Bearer {send.WEBHOOK_TOKEN}"}
-    )
-    assert response.status_code == 202
-    await first_post(sandbox)
-    states = await eventually(
-        lambda: _incident_statuses(pulser), timeout=5
-    )
-    assert "firing" in states
+    # Both checkout instances fire first: two incidents, two messages.
+    assert (await post_alertmanager(http, "captured-v0.25-firing-two-alerts.json")).status_code == 202
+    await eventually(lambda: len(top_level_posts(sandbox)) == 2, timeout=30)
+    messages = await eventually(lambda: _messages_by_instance(pulser), timeout=30)
+    # Then one notification: checkout-1 resolved, checkout-2 still firing.
+    assert (await post_alertmanager(http, "captured-v0.25-firing-with-one-resolved.json")).status_code == 202
+    resolved = messages["checkout-1:8080"]
+    await eventually(lambda: "Resolved" in rendered(current(sandbox, resolved)), timeout=30)
+    await eventually(lambda: _deliveries_processed(pulser, 2), timeout=30)
+    await eventually(lambda: _all_rendered(pulser), timeout=30)
+    assert {i["labels"]["instance"]: i["status"] for i in await incidents.list_incidents(pulser.pool)} == {
+        "checkout-1:8080": "resolved", "checkout-2:8080": "firing",
+    }
+    still_firing = current(sandbox, messages["checkout-2:8080"])
+    assert "Resolved" not in rendered(still_firing) and ACK in rendered(still_firing), "checkout-2 still pages"
+    assert len(top_level_posts(sandbox)) == 2, "each message is updated in place, none posted again"
 
 
-async def _incident_statuses(pulser):
-    return [i["status"] for i in await incidents.list_incidents(pulser.pool)]
+async def post_alertmanager(http, fixture: str) -> httpx.Response:
+    body = fixture_bytes("alertmanager", fixture)
+    return await http.post("/webhooks/alertmanager", content=body, headers={"Authorization": f"Bearer {send.WEBHOOK_TOKEN}"})
+
+
+async def _messages_by_instance(pulser) -> dict[str, dict] | None:
+    """instance label → the Slack message (channel, ts) of its incident, once every one is posted."""
+    found = {}
+    for incident in await incidents.list_incidents(pulser.pool):
+        posted = [m for m in await incidents.messages_for(pulser.pool, incident["id"]) if m["slack_ts"]]
+        if not posted:
+            return None
+        found[incident["labels"]["instance"]] = {"channel": posted[0]["slack_channel"], "ts": posted[0]["slack_ts"]}
+    return found or None
+
+
+async def _deliveries_processed(pulser, count: int) -> bool:
+    rows = await pulser.pool.fetch("SELECT status FROM envelopes WHERE source = 'alertmanager'")
+    return len(rows) == count and all(r["status"] == "processed" for r in rows)
+
+
+async def _all_rendered(pulser) -> bool:
+    """Every incident message posted and nothing left to send or retry: the outbox is drained."""
+    messages = [m for i in await incidents.list_incidents(pulser.pool) for m in await incidents.messages_for(pulser.pool, i["id"])]
+    return bool(messages) and all(m["slack_ts"] and m["render_due_at"] is None for m in messages)
 
 
 async def test_a_github_workflow_failure_posts_a_message(pulser, sandbox, http):
@@ -308,7 +337,8 @@ async def _acked(pulser, incident_id):
 async def test_with_slack_rate_limiting_the_message_is_delivered_once_later(pulser, sandbox, http):
     sandbox.fail_next("chat.postMessage", status=429, retry_after=1, times=2)
     await post(http, "generic", send.generic({"title": "Queue backlog", "service": "jobs", "severity": "high"}))
-    await eventually(lambda: top_level_posts(sandbox), timeout=10)
+    await eventually(lambda: top_level_posts(sandbox), timeout=30)
+    await eventually(lambda: _all_rendered(pulser), timeout=30)  # posted, no retry left to send it again
     assert len(top_level_posts(sandbox)) == 1
     assert len(pulser.delivery.throttled_channels()) <= 1
 
@@ -316,7 +346,8 @@ async def test_with_slack_rate_limiting_the_message_is_delivered_once_later(puls
 async def test_with_slack_answering_500_the_message_is_retried_and_delivered_once(pulser, sandbox, http):
     sandbox.fail_next("chat.postMessage", status=500, times=2)
     await post(http, "generic", send.generic({"title": "Cache down", "service": "cache", "severity": "critical"}))
-    await eventually(lambda: top_level_posts(sandbox), timeout=15)
+    await eventually(lambda: top_level_posts(sandbox), timeout=30)
+    await eventually(lambda: _all_rendered(pulser), timeout=30)  # posted, no retry left to send it again
     assert len(top_level_posts(sandbox)) == 1
 
 
