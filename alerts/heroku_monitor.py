@@ -27,7 +27,7 @@ from alerts.heroku_detection import AppState, Observation, detect
 from alerts.pipeline import AlertPipeline, IngestResult
 from alerts.sources import heroku as heroku_source
 from alerts.sources.heroku_api import HerokuClient, HerokuError
-from storage import audit, envelopes, heroku, incidents, notifications
+from storage import audit, envelopes, heroku, incidents, notifications, rollbacks
 from storage.envelopes import Envelope
 
 log = structlog.get_logger(__name__)
@@ -85,6 +85,9 @@ class PollStatus:
     last_error_at: datetime | None = None
     errors_by_app: dict[str, str] = field(default_factory=dict)
     requests_last_cycle: int = 0
+
+
+UNDER_WAY = "A rollback of this deploy is already under way; its outcome will show on the message."
 
 
 @dataclass(frozen=True)
@@ -262,19 +265,34 @@ class HerokuMonitor:
         }
 
     async def rollback(self, incident_id: int, app: str, release_id: str, version: int, *, user: str) -> RollbackResult:
-        """Roll `app` back to release `release_id` (v`version`), and say so on the deploy message."""
-        try:
-            new = await self.client.rollback(app, release_id)
-        except HerokuError as exc:
-            result = RollbackResult(False, f":x: Rollback of {app} to v{version} failed: {exc}")
-            outcome = "failed"
-        else:
-            result = RollbackResult(
-                True, f":rewind: Rolled back {app} to v{version} by <@{user}>: new release v{new.get('version')} ({new.get('status')})"
-            )
-            outcome = "ok"
-        self._on_rollback(outcome)
-        async with self.pool.acquire() as conn, conn.transaction():
+        """Roll `app` back to release `release_id` (v`version`), and say so on the deploy message.
+
+        At most one attempt per incident runs at a time in all processes together, and a deploy
+        rolled back once is not rolled back again: a double click, or two people clicking on two
+        replicas, creates one Heroku release."""
+        async with rollbacks.claim(self.pool, incident_id) as conn:
+            if conn is None:
+                log.info("heroku.rollback_already_running", app=app, incident_id=incident_id, by=user)
+                return RollbackResult(False, UNDER_WAY)
+            if done := await rollbacks.last_success(conn, incident_id):
+                by, at = done
+                log.info("heroku.rollback_already_done", app=app, incident_id=incident_id, by=user)
+                return RollbackResult(
+                    False, f"{app} was already rolled back to v{version} by <@{by}> at {at:%Y-%m-%d %H:%M} UTC; nothing was done."
+                )
+            try:
+                new = await self.client.rollback(app, release_id)
+            except HerokuError as exc:
+                result = RollbackResult(False, f":x: Rollback of {app} to v{version} failed: {exc}")
+                outcome = "failed"
+            else:
+                result = RollbackResult(
+                    True, f":rewind: Rolled back {app} to v{version} by <@{user}>: new release v{new.get('version')} ({new.get('status')})"
+                )
+                outcome = "ok"
+            self._on_rollback(outcome)
+            # The note and the audit entry commit together with letting go of the claim, so the
+            # next attempt sees this one's outcome.
             await heroku.set_incident_note(conn, incident_id, result.text)
             await incidents.render_now(conn, incident_id, now=datetime.now(timezone.utc))
             await notifications.announce(conn)

@@ -10,6 +10,7 @@ answers with the field sets of the `api-*.schema-example.json` files. Tests arra
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -184,6 +185,7 @@ class FakeHeroku:
         self.promotions: list[dict] = []  # pipeline promotions created, as answered
         self._apps: dict[str, _App] = {}
         self._faults: list[_Fault] = []
+        self._holds: list[tuple[str | None, str, asyncio.Event]] = []
         self._runner: web.AppRunner | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -355,6 +357,14 @@ class FakeHeroku:
         method, _, prefix = path_prefix_or_method_path.rpartition(" ")
         self._faults.append(_Fault(method.upper() or None, prefix, status, times, retry_after, body))
 
+    def hold(self, method_path: str) -> asyncio.Event:
+        """Matching requests (`POST /apps/web/releases`: a method and a path prefix) are recorded,
+        then wait unanswered until the returned event is set: a Heroku call still under way."""
+        method, _, prefix = method_path.rpartition(" ")
+        released = asyncio.Event()
+        self._holds.append((method.upper() or None, prefix, released))
+        return released
+
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and r.path == path]
 
@@ -365,6 +375,9 @@ class FakeHeroku:
         body = await _body(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
         self.requests.append(RecordedRequest(request.method, request.path, headers, body))
+        for method, prefix, released in self._holds:
+            if method in (None, request.method) and request.path.startswith(prefix):
+                await released.wait()
 
         response = self._injected_fault(request) or self._refusal(request)
         if response is None:

@@ -4,6 +4,7 @@ Heroku API."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -13,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from blocks.heroku import app_section, dynos_text
+from alerts.incident_view import rollback_offer
 from blocks.incidents import ROLLBACK
 from bot.metrics import Metrics
 from bot.runtime import Runtime
@@ -327,6 +329,37 @@ async def test_when_heroku_refuses_the_rollback_the_message_and_the_clicker_are_
     assert f"Rollback of shop-api to v42 failed: {says}" in told
     await eventually(lambda: f"failed: {says}" in current(sandbox, message), timeout=10)
     assert max(r["version"] for r in fake.releases_of("shop-api")) == 43, "no release was created"
+
+
+async def test_a_rollback_under_way_on_one_replica_is_refused_on_another_and_heroku_gets_one_request(
+    pulser, sandbox, fake, settings
+):
+    message, incident = await deploy_message(pulser, sandbox, fake)
+    offer = rollback_offer(incident)
+    heroku_answers = fake.hold("POST /apps/shop-api/releases")
+    async with running_pulser(settings, sandbox) as replica:  # a second process on the same database
+        first = asyncio.create_task(
+            pulser.heroku.rollback(incident["id"], offer.app, offer.release_id, offer.version, user=ADMIN)
+        )
+        try:
+            await eventually(lambda: fake.requests_to("POST", "/apps/shop-api/releases"), timeout=15)
+            second = await replica.heroku.rollback(incident["id"], offer.app, offer.release_id, offer.version, user=ADMIN)
+        finally:
+            heroku_answers.set()
+        assert "already under way" in second.text and not second.ok
+        assert (await first).ok
+    assert len(fake.requests_to("POST", "/apps/shop-api/releases")) == 1
+    actions = await audit.list_actions(pulser.pool, target_type="incident", target_id=incident["id"])
+    assert [(a["actor"], a["action"]) for a in actions] == [(ADMIN, "heroku.rollback")]
+
+
+async def test_a_click_after_the_rollback_finished_does_not_roll_back_again(pulser, sandbox, fake):
+    message, incident = await deploy_message(pulser, sandbox, fake)
+    assert "Rolled back shop-api to v42" in await click_rollback(sandbox, message, ADMIN)
+    again = await click_rollback(sandbox, message, ADMIN)
+    assert f"shop-api was already rolled back to v42 by <@{ADMIN}>" in again and "nothing was done" in again
+    assert len(fake.requests_to("POST", "/apps/shop-api/releases")) == 1
+    assert max(r["version"] for r in fake.releases_of("shop-api")) == 44
 
 
 # --- secrets --------------------------------------------------------------------------------------

@@ -53,8 +53,6 @@ ROLLBACK_ACTION = "roll back Heroku deploys"
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
-    rollbacks_in_flight: set[int] = set()  # a double click must not create two releases
-
     @app.command("/heroku-status")
     async def heroku_status(ack: AsyncAck, command: dict, client, respond) -> None:
         text = (command.get("text") or "").strip()
@@ -150,11 +148,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if offer is None or offer != clicked:
             await _answer(respond, "This deploy no longer offers that rollback in Pulser; nothing was done.")
             return
-        if incident_id in rollbacks_in_flight:
-            await _answer(respond, "A rollback of this deploy is already under way; its outcome will show on the message.")
-            return
-        rollbacks_in_flight.add(incident_id)
-        try:
+        try:  # a double click, here or on another replica, is refused by the monitor's claim
             result = await services.heroku.rollback(incident_id, offer.app, offer.release_id, offer.version, user=user)
             text = result.text
         except Exception:  # Heroku may have acted: say so rather than "failed"
@@ -163,8 +157,6 @@ def register(app: AsyncApp, services: SlackServices) -> None:
                 f":warning: Pulser hit an error while rolling back {escape(offer.app)} to v{offer.version}. "
                 f"Check the app's releases on Heroku (`heroku releases -a {escape(offer.app)}`) before trying again."
             )
-        finally:
-            rollbacks_in_flight.discard(incident_id)
         await _answer(respond, text)
 
 
