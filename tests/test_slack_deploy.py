@@ -16,8 +16,8 @@ from storage import deploys as store
 from tests.conftest import eventually, handled, make_settings
 
 ALICE = "U0ALICE"  # asks for deploys
-BOB = "U0BOB"  # approves them
-ADMIN = "U0ADA"
+BOB = "U0BOB"  # an ordinary member
+ADMIN = "U0ADA"  # approves them
 DEPLOY_CHANNEL = "C0DEPLOY"
 
 
@@ -245,23 +245,25 @@ async def test_a_service_requiring_approval_posts_the_request_with_approve_and_r
 
 async def test_approval_by_someone_else_starts_the_deploy_and_updates_the_message(pulser, sandbox, github):
     message = await request_with_approval(pulser, sandbox)
-    await click(sandbox, APPROVE, message, BOB)
+    await click(sandbox, APPROVE, message, ADMIN)
     await eventually(lambda: "Deploy started" in shown(the_request(sandbox)))
     updated = the_request(sandbox)
-    assert f"approved by <@{BOB}>" in shown(updated)
+    assert f"approved by <@{ADMIN}>" in shown(updated)
     assert buttons(updated) == [], "no buttons once decided"
     assert [d[1]["ref"] for d in github.dispatches] == ["v2.0.0"]
     (request,) = await store.list_requests(pulser.pool)
     actions = await audit.list_actions(pulser.pool, target_type="deploy_request", target_id=request.id)
     assert [(a["actor"], a["action"]) for a in reversed(actions)] == [
-        (ALICE, "deploy.request"), (BOB, "deploy.approve"), (BOB, "deploy.trigger"),
+        (ALICE, "deploy.request"), (ADMIN, "deploy.approve"), (ADMIN, "deploy.trigger"),
     ]
 
 
 async def test_the_requester_cannot_approve_their_own_deploy(pulser, sandbox, github):
     message = await request_with_approval(pulser, sandbox)
     await click(sandbox, APPROVE, message, ALICE)
-    refusal = await ephemeral_for(sandbox, ALICE, "someone else has to approve it")
+    # Alice is no admin, so that answers first; an admin requester is told someone else must approve
+    # (tests/test_authorization_e2e.py).
+    refusal = await ephemeral_for(sandbox, ALICE, "Only Pulser admins can approve deploys")
     assert refusal["origin"] == "response_url"
     assert buttons(the_request(sandbox)) == [APPROVE, REJECT], "still waiting"
     assert github.dispatches == []
@@ -272,16 +274,16 @@ async def test_the_requester_cannot_approve_their_own_deploy(pulser, sandbox, gi
 
 async def test_rejecting_sends_nothing_and_says_who_rejected(pulser, sandbox, github):
     message = await request_with_approval(pulser, sandbox)
-    await click(sandbox, REJECT, message, BOB)
+    await click(sandbox, REJECT, message, ADMIN)
     await eventually(lambda: "Rejected" in shown(the_request(sandbox)))
-    assert f"<@{BOB}>" in shown(the_request(sandbox))
+    assert f"<@{ADMIN}>" in shown(the_request(sandbox))
     assert github.dispatches == []
 
 
 async def test_a_failing_trigger_after_approval_shows_on_the_message(pulser, sandbox, github):
     github.status = 404
     message = await request_with_approval(pulser, sandbox)
-    await click(sandbox, APPROVE, message, BOB)
+    await click(sandbox, APPROVE, message, ADMIN)
     await eventually(lambda: "Could not start the deploy" in shown(the_request(sandbox)))
     assert "GitHub answered 404: Not Found" in shown(the_request(sandbox))
 

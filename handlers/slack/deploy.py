@@ -6,8 +6,9 @@ shapes the order: the command acks before views.open (the trigger_id lives 3 s);
 stores the request before it acks (bad fields must show inline in the open modal) and sends the
 action after (a trigger may take up to its 10 s timeout); a click acks first and answers later.
 
-Who may do what: anyone may request a deploy; a service that requires approval waits for anyone
-but the requester to approve; only admins add, edit and remove services (the admin API can too).
+Who may do what: anyone may request a deploy; a service that requires approval waits for an admin
+other than the requester to approve; only admins reject (a requester may still withdraw their own)
+and add, edit and remove services (the admin API can too).
 A service form's submission checks admin rights again: they may have gone since it opened.
 """
 
@@ -59,6 +60,7 @@ from handlers.slack.admin import is_admin
 from handlers.slack.admin import refusal as admin_refusal
 from handlers.slack.payloads import as_int, channel_of, clicked_id, clicked_message, view_metadata
 from handlers.slack.services import SlackServices
+from storage.audit import record_action
 
 log = structlog.get_logger(__name__)
 
@@ -307,6 +309,14 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             await respond(**refusal("That button did not name a deploy request."))
             return
         deploys = services.deploys
+        if not await _may_decide(client, user, request_id, approve=approve):
+            verb = "approve" if approve else "reject"
+            await record_action(
+                services.pool, actor=user, action=f"deploy.{verb}_refused", target_type="deploy_request",
+                target_id=request_id, details={"reason": "not an admin"},
+            )
+            await respond(**refusal(admin_refusal(f"{verb} deploys")))
+            return
         try:
             decided = await (deploys.approve(request_id, user) if approve else deploys.reject(request_id, user))
         except DeployRefused as exc:
@@ -321,6 +331,14 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             await client.chat_update(channel=where[0], ts=where[1], **request_message(decided, action=action))
         except SlackApiError as exc:
             log.warning("slack.deploy_message_update_failed", request_id=request_id, error=exc.response.get("error"))
+
+    async def _may_decide(client, user: str, request_id: int, *, approve: bool) -> bool:
+        """Admins decide (never on their own request: alerts.deploys refuses that); a member may only
+        withdraw a request of their own."""
+        if await is_admin(client, user, services.admins):
+            return True
+        request = None if approve else await services.deploys.get_request(request_id)
+        return request is not None and request.requested_by == user
 
 
 # --- helpers -----------------------------------------------------------------------------------------
