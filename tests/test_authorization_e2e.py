@@ -26,9 +26,8 @@ from aiohttp import web
 from alerts.applications import validate_application
 from alerts.deploys import create_service
 from alerts.heartbeat_writer import HeartbeatEvent
-from alerts.normalized import NormalizedAlert
-from alerts.routing import validate_rule
-from alerts.normalized import SEVERITIES, SOURCE_NAMES
+from alerts.normalized import SEVERITIES, SOURCE_NAMES, NormalizedAlert
+from alerts.routing import RoutingRule, validate_rule
 from blocks import applications as apps_ui
 from blocks import deploys as deploys_ui
 from blocks import heartbeat_alerts as alert_ui
@@ -37,7 +36,7 @@ from blocks import home as home_ui
 from blocks import rules as rules_ui
 from blocks import silences as silences_ui
 from blocks.incidents import ROLLBACK
-from storage import applications, incidents, notifications, platform_events, routing_rules, silences
+from storage import applications, notifications, platform_events, routing_rules, silences
 from tests.conftest import eventually, handled, make_settings
 from tests.fake_heroku import FakeHeroku
 
@@ -296,8 +295,6 @@ def app_edit_form(w: World) -> dict:
 
 
 def rule_form(w: World, rule: dict | None = None) -> dict:
-    from alerts.routing import RoutingRule
-
     metadata = {"channel_id": OPS, **({"rule_id": rule["id"]} if rule else {})}
     return rules_ui.rule_modal(
         metadata=metadata, severities=SEVERITIES, source_names=SOURCE_NAMES,

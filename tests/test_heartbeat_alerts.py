@@ -20,7 +20,7 @@ from blocks.heartbeat_alerts import ACK, PAUSE, SNOOZE
 from jobs.heartbeat_watcher import HeartbeatWatcher
 from storage import applications, audit, database, heartbeats, notifications
 from storage.heartbeats import HeartbeatRow
-from tests.conftest import eventually
+from tests.conftest import eventually, handled
 
 ALERTS = "C0ALERTS"
 
@@ -297,16 +297,9 @@ async def test_pause_by_a_non_admin_is_refused_and_changes_nothing(pulser, sandb
     await sandbox.send_envelope(envelope)
     posts = await eventually(lambda: sandbox.response_url_posts, timeout=30)
     assert "Only Pulser admins" in str(posts[-1][1])
-    await eventually(lambda: _processed(pulser, envelope["envelope_id"]), timeout=30)  # the click is fully handled
+    await handled(pulser.pool, envelope)  # the click's listener has returned
     assert (await applications.get_application(pulser.pool, app.id)).is_active
     assert sandbox.calls_to("chat.update") == []
-
-
-async def _processed(pulser, envelope_id):
-    from storage import envelopes
-
-    row = await envelopes.get_envelope(pulser.pool, source="slack", scope="T0SANDBOX", envelope_id=envelope_id)
-    return row is not None and row.status == "processed"
 
 
 async def test_an_ack_after_recovery_keeps_the_alert_recovered(pulser, sandbox):
