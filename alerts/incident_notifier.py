@@ -20,6 +20,7 @@ from alerts.delivery import DeliveryError, SlackDelivery, Throttled
 from alerts.incident_view import incident_view
 from alerts.outbox_loop import OutboxLoop
 from blocks.incidents import incident_message, status_reply
+from blocks.kit import channel_ref
 from storage import incidents, notifications
 
 log = structlog.get_logger(__name__)
@@ -134,7 +135,7 @@ class IncidentNotifier(OutboxLoop):
             return
         self._ops_warned[channel] = time.monotonic()
         text = (
-            f":warning: Pulser could not post incident #{message['incident_id']} to {channel}: `{error}`. "
+            f":warning: Pulser could not post incident #{message['incident_id']} to {channel_ref(channel)}: `{error}`. "
             "Invite the Pulser app to that channel or change the routing rule (`/pulser rules`)."
         )
         async with self.pool.acquire() as conn:

@@ -11,12 +11,20 @@ called `<!channel>` is shown, never obeyed.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from blocks.kit import context as _context, count_noun, escape, plain as _plain, section as _section, text_input as _text_input
+from blocks.kit import (
+    channel_ref,
+    context as _context,
+    count_noun,
+    escape,
+    is_channel_id as _is_channel_id,
+    plain as _plain,
+    section as _section,
+    text_input as _text_input,
+)
 
 # --- ids: Bolt routes on these, tests and the handler read forms by them ---------------------------
 
@@ -67,18 +75,6 @@ class AppSummary:
     channel: str  # channel ID or #name
     owner: str | None = None
     is_active: bool = True
-
-
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
-
-
-def _is_channel_id(channel: str | None) -> bool:
-    return bool(channel and _CHANNEL_ID.match(channel))
-
-
-def channel_ref(channel: str) -> str:
-    """A channel ID becomes a link Slack renders as #name; a #name stays text."""
-    return f"<#{channel}>" if _is_channel_id(channel) else escape(channel)
 
 
 def duration_input(seconds: int | None) -> str:
@@ -173,7 +169,9 @@ def register_modal(*, default_channel: str, metadata: Mapping[str, Any], name: s
         interval="",
         grace=DEFAULT_GRACE_TEXT,
         channel=default_channel,
-        channel_hint=f"Where alerts go. Empty means the default channel, {default_channel}.",
+        # A plain-text hint cannot show <#C…>; an ID is preselected in the picker instead.
+        channel_hint="Where alerts go. Empty means the default channel"
+        + ("." if _is_channel_id(default_channel) else f", {default_channel}."),
         owner=None,
         schedule="",
         timezone_name="",

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from blocks.applications import channel_ref, escape
-from blocks.kit import context as _context, count_noun, mrkdwn as _mrkdwn, plain as _plain, section as _section, text_input as _text_input
+from blocks.applications import escape
+from blocks.kit import channel_ref, context as _context, count_noun, mrkdwn as _mrkdwn, plain as _plain, section as _section, text_input as _text_input
 
 # --- ids: Bolt routes on these; tests and the handler read the form by them --------------------------
 

@@ -29,7 +29,7 @@ from blocks.incidents import (
     user,
 )
 
-from blocks.kit import count_noun, mrkdwn as _mrkdwn, plain as _plain
+from blocks.kit import channel_ref, count_noun, mrkdwn as _mrkdwn, plain as _plain
 
 # --- ids: Bolt routes on these, the handlers read the event id back from the value -------------------
 
@@ -263,7 +263,7 @@ def routes_message(routes: Mapping[str, str], default_channel: str, *, notice: s
     lines = []
     for event_type in EVENT_TYPES:
         channel = routes.get(event_type)
-        where = _channel(channel) if channel else f"{_channel(default_channel)} _(default)_"
+        where = channel_ref(channel) if channel else f"{channel_ref(default_channel)} _(default)_"
         lines.append(f"{TYPE_EMOJI[event_type]} *{type_name(event_type)}* (`{event_type}`) → {where}")
     blocks: list[dict] = []
     if notice:
@@ -277,7 +277,7 @@ def routes_message(routes: Mapping[str, str], default_channel: str, *, notice: s
         }
     )
     text = (notice + "\n" if notice else "") + "Event routes: " + ", ".join(
-        f"{t} → {routes.get(t) or default_channel}" for t in EVENT_TYPES
+        f"{t} → {channel_ref(routes.get(t) or default_channel)}" for t in EVENT_TYPES
     )
     return {"response_type": "ephemeral", "text": text, "blocks": blocks}
 
@@ -299,15 +299,9 @@ def events_refused(reason: str) -> dict:
 
 
 def route_notice(event_type: str, channel: str | None, default_channel: str) -> str:
-    where = _channel(channel) if channel else f"the default channel {_channel(default_channel)}"
+    where = channel_ref(channel) if channel else f"the default channel {channel_ref(default_channel)}"
     return f":white_check_mark: *{type_name(event_type)}* events now go to {where}."
 
-
-def _channel(channel: str) -> str:
-    """A channel ID becomes a link Slack renders as #name; a #name stays text."""
-    if channel[:1] in ("C", "G") and channel[1:].isalnum() and channel.isupper():
-        return f"<#{channel}>"
-    return escape(channel)
 
 
 # --- Block Kit atoms -----------------------------------------------------------------------------------

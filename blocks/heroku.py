@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from blocks.kit import context as _context, count_noun, escape, plain as _plain, section as _section, text_input as _text_input
+from blocks.kit import channel_ref, context as _context, count_noun, escape, plain as _plain, section as _section, text_input as _text_input
 
 # --- ids: Bolt routes on these, the handler and tests read the form by them --------------------------
 
@@ -53,12 +53,6 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
-
-
-def channel_ref(channel: str) -> str:
-    """A channel ID becomes a link Slack renders as #name; a #name stays text."""
-    return f"<#{channel}>" if _CHANNEL_ID.match(channel or "") else escape(channel or "")
 
 
 def ago(moment: datetime | str | None, now: datetime) -> str | None:

@@ -3,14 +3,26 @@ lines, text inputs, and the escaping that keeps user text from pinging anyone.""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 TEXT_MAX = 3000  # Slack refuses a section or context text object longer than this
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 
 def escape(text: str) -> str:
     """Slack mrkdwn control characters; escaping them keeps <!channel>, <@U…> and links inert."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_channel_id(channel: str | None) -> bool:
+    return bool(channel and CHANNEL_ID.match(channel))
+
+
+def channel_ref(channel: str | None) -> str:
+    """How every message shows a channel: an ID as Slack's link `<#C…>` (each reader sees the
+    channel's current #name); a name Slack did not know when it was saved stays text."""
+    return f"<#{channel}>" if is_channel_id(channel) else escape(channel or "")
 
 
 def count_noun(n: int, noun: str, plural: str | None = None) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Mapping, Sequence
 
-from blocks.applications import channel_ref, escape
-from blocks.kit import context as _context, count_noun, plain as _plain, section as _section, text_input
+from blocks.applications import escape
+from blocks.kit import channel_ref, context as _context, count_noun, plain as _plain, section as _section, text_input
 
 # --- ids: Bolt routes on these, tests and the handler read forms by them ---------------------------
 
@@ -146,8 +146,8 @@ def rules_list(
     footer = "Only Pulser admins add, edit, move or delete rules; anyone can list them."
     if total > len(shown):
         footer = f"…and {total - len(shown)} more not shown; `GET /api/rules` lists them all. " + footer
-    text = f"{count_noun(total, 'routing rule')}; alerts no rule matches go to {default_channel}"
-    return {"response_type": "ephemeral", "text": escape(text), "blocks": head + body + tail + [_context(footer)]}
+    text = f"{count_noun(total, 'routing rule')}; alerts no rule matches go to {channel_ref(default_channel)}"
+    return {"response_type": "ephemeral", "text": text, "blocks": head + body + tail + [_context(footer)]}
 
 
 def admin_only(action: str) -> dict:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from blocks.heroku import channel_ref, clip, escape, monitoring_line
+from blocks.heroku import clip, escape, monitoring_line
 from blocks.incidents import SEVERITY_EMOJI, UNKNOWN_SEVERITY_EMOJI
-from blocks.kit import context as _context, count_noun, section as _section
+from blocks.kit import channel_ref, context as _context, count_noun, section as _section
 
 LIST_SHOWN = 10  # named items per list; the rest are counted
 TITLE_SHOWN = 80

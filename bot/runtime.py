@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import aiohttp
@@ -28,9 +28,10 @@ from bot.scheduler import build_scheduler
 from bot.settings import Settings
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.sidecar import build_sidecar, start_sidecar
-from bot.slack_app import build_app, build_delivery_client
+from bot.slack_app import build_app, build_delivery_client, build_web_client
 from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
 from handlers.slack.services import SlackServices
+from alerts.channels import ChannelResolver
 from alerts.delivery import SlackDelivery
 from alerts.incident_actions import IncidentActions
 from alerts.incident_notifier import IncidentNotifier
@@ -100,6 +101,7 @@ class Runtime:
         self.event_notifier: EventNotifier | None = None
         self._delivery_session: aiohttp.ClientSession | None = None
         self.home_refresher: HomeRefresher | None = None
+        self.channels = ChannelResolver()  # without Slack (a sandbox-less sidecar): names are kept
         self.job_runs: dict[str, dict] = {}
         self._connect_task: asyncio.Task | None = None
         self.http_runner: web.AppRunner | None = None
@@ -130,6 +132,7 @@ class Runtime:
         self.pool = await database.create_pool(dsn)
         self._listen = lambda: database.connect_listener(dsn)
         await apply_migrations(self.pool)
+        await self._resolve_default_channel()
 
         self.ledger_worker = LedgerWorker(
             self.pool,
@@ -197,6 +200,7 @@ class Runtime:
                 accept_envelope=self.ledger_worker.process_soon,
                 delivery_report=self.delivery_report,
                 status_report=self.status_report,
+                channels=self.channels,
             )
             s = self.settings
             with binding(s.http_host, s.http_port, host_variable="PULSER_HTTP_HOST", port_variable="PULSER_HTTP_PORT"):
@@ -292,7 +296,24 @@ class Runtime:
     def _incident_posted(self, incident: dict, at: datetime) -> None:
         self.metrics.alert_to_slack.observe(max(0.0, (at - incident["first_seen"]).total_seconds()))
 
-    async def _start_slack(self) -> None:
+    async def _resolve_default_channel(self) -> None:
+        """SLACK_CHANNEL as a channel ID, before anything is built with it, so the default channel
+        is stored, compared and shown like every channel saved later (alerts.channels)."""
+        if self.runs_bot:
+            await self._open_slack()
+        elif not self.settings.use_sandbox:  # a sidecar still asks Slack about the channels it saves
+            assert self.settings.slack_bot_token and self.settings.slack_app_token
+            self.slack = SlackEndpoint(self.settings.slack_bot_token, self.settings.slack_app_token, self.settings.slack_api_url)
+        if self.slack is None:
+            return
+        self.channels = ChannelResolver(build_web_client(self.slack.bot_token, self.slack.api_url))
+        channel = await self.channels.resolve(self.settings.slack_channel, timeout=10)
+        if channel != self.settings.slack_channel:
+            log.info("slack.default_channel_resolved", name=self.settings.slack_channel, channel=channel)
+            self.settings = replace(self.settings, slack_channel=channel)
+
+    async def _open_slack(self) -> None:
+        """Where the bot's Slack is: the workspace the tokens name, or the sandbox (started here)."""
         if self.settings.use_sandbox:
             from sandbox import SlackSandbox
 
@@ -318,13 +339,16 @@ class Runtime:
             self.slack = SlackEndpoint(
                 self.settings.slack_bot_token, self.settings.slack_app_token, self.settings.slack_api_url
             )
-        assert self.pool is not None and self.ledger_worker is not None
+
+    async def _start_slack(self) -> None:
+        assert self.pool is not None and self.ledger_worker is not None and self.slack is not None
         self.services = SlackServices(
             pool=self.pool,
             admins=self.settings.admins,
             default_channel=self.settings.slack_channel,
             public_base_url=self.settings.public_base_url,
             heartbeat_history=self.settings.heartbeat_history,
+            channels=self.channels,
         )
         self.app = build_app(self.slack.bot_token, self.slack.api_url, self.services, metrics=self.metrics)
         self.socket = LedgerSocketModeHandler(

@@ -7,6 +7,7 @@ from typing import Any, Callable, Mapping
 import asyncpg
 from aiohttp import web
 
+from alerts.channels import ChannelResolver
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
 from handlers.http import api_applications, api_delivery, api_deploy, api_rules, api_silences, auth, events, health, heartbeats, webhooks
@@ -30,6 +31,7 @@ def build_sidecar(
     accept_envelope: Callable[[Any], None] | None = None,
     delivery_report: api_delivery.DeliveryReport | None = None,
     status_report: api_delivery.DeliveryReport | None = None,
+    channels: ChannelResolver | None = None,
 ) -> web.Application:
     """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`, webhooks need
     `pool` and `accept_envelope` (hands a freshly recorded delivery to the ledger worker)."""
@@ -55,6 +57,7 @@ def build_sidecar(
         app[api_applications.POOL] = pool
         app[auth.ADMIN_TOKEN] = admin_token
         app[api_applications.DEFAULT_CHANNEL] = default_channel
+        app[api_applications.CHANNELS] = channels or ChannelResolver()
         app[api_applications.PUBLIC_BASE_URL] = public_base_url
         api_applications.add_routes(app)
         api_rules.add_routes(app)

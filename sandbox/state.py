@@ -222,8 +222,8 @@ class WorkspaceState:
         user = self.users.get(user_id)
         return user["name"] if user else user_id.lower()
 
-    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False) -> None:
-        self.channels[channel_id] = {"id": channel_id, "name": name, "is_private": is_private}
+    def add_channel(self, channel_id: str, name: str, *, is_private: bool = False, is_archived: bool = False) -> None:
+        self.channels[channel_id] = {"id": channel_id, "name": name, "is_private": is_private, "is_archived": is_archived}
 
     def resolve_channel(self, channel: str) -> str:
         """Map ``#name``/``name`` to a registered id; anything else is used as given."""

@@ -12,6 +12,7 @@ because Bolt adds ``team_id`` to every call.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -144,6 +145,23 @@ def _message_body(params: Params) -> dict[str, Any]:
     return out
 
 
+def _cursor_for(channel_id: str) -> str:
+    """Slack's cursors are opaque base64 (``dGVhbTpDMDYxRkE1UEI=`` is ``team:C061FA5PB``): the
+    first channel of the next page."""
+    return base64.b64encode(f"team:{channel_id}".encode()).decode()
+
+
+def _cursor_offset(cursor: str, channels: list[dict[str, Any]]) -> int:
+    try:
+        channel_id = base64.b64decode(cursor.encode(), validate=True).decode().removeprefix("team:")
+    except (ValueError, UnicodeDecodeError):
+        raise SlackError("invalid_cursor") from None
+    for index, channel in enumerate(channels):
+        if channel["id"] == channel_id:
+            return index
+    raise SlackError("invalid_cursor")
+
+
 def _has_content(body: dict[str, Any]) -> bool:
     return bool(body.get("text") or body.get("blocks") or body.get("attachments"))
 
@@ -178,6 +196,7 @@ class WebApi:
             "views.publish": self.views_publish,
             "users.info": self.users_info,
             "conversations.info": self.conversations_info,
+            "conversations.list": self.conversations_list,
             "conversations.open": self.conversations_open,
         }
 
@@ -488,6 +507,72 @@ class WebApi:
                 "created": 1700000000,
                 "context_team_id": self.state.team_id,
             }
+        }
+
+    def conversations_list(self, params: Params, request: web.Request) -> dict[str, Any]:
+        """Cursor-paged like Slack: ``limit`` (default 100, at most 1000), ``cursor`` from the last
+        page's ``response_metadata.next_cursor`` (``""`` on the last page), ``types`` (default
+        ``public_channel``), ``exclude_archived``."""
+        try:
+            limit = int(params.get("limit") or 100)
+        except (TypeError, ValueError):
+            raise SlackError("invalid_limit") from None
+        if not 1 <= limit <= 1000:
+            raise SlackError("invalid_limit")
+        wanted = {t.strip() for t in str(params.get("types") or "public_channel").split(",") if t.strip()}
+        if not wanted <= {"public_channel", "private_channel", "mpim", "im"}:
+            raise SlackError("invalid_types")
+        exclude_archived = str(params.get("exclude_archived", "")).lower() in ("true", "1")
+        listed = [
+            c for c in self.state.channels.values()
+            if ("private_channel" if c.get("is_private") else "public_channel") in wanted
+            and not (exclude_archived and c.get("is_archived"))
+        ]
+        start = 0
+        if params.get("cursor"):
+            start = _cursor_offset(str(params["cursor"]), listed)
+        page = listed[start : start + limit]
+        rest = listed[start + limit :]
+        next_cursor = _cursor_for(rest[0]["id"]) if rest else ""
+        return {
+            "channels": [self._channel_object(c) for c in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _channel_object(self, channel: dict[str, Any]) -> dict[str, Any]:
+        """A channel as conversations.list returns it (Slack's documented example, trimmed to real
+        values for this workspace)."""
+        private = bool(channel.get("is_private"))
+        name = channel["name"]
+        return {
+            "id": channel["id"],
+            "name": name,
+            "is_channel": not private,
+            "is_group": private,
+            "is_im": False,
+            "is_mpim": False,
+            "is_private": private,
+            "created": 1700000000,
+            "is_archived": bool(channel.get("is_archived")),
+            "is_general": name == "general",
+            "unlinked": 0,
+            "name_normalized": name,
+            "is_shared": False,
+            "is_org_shared": False,
+            "is_pending_ext_shared": False,
+            "pending_shared": [],
+            "context_team_id": self.state.team_id,
+            "updated": 1700000000000,
+            "parent_conversation": None,
+            "creator": self.state.bot_user_id,
+            "is_ext_shared": False,
+            "shared_team_ids": [self.state.team_id],
+            "pending_connected_team_ids": [],
+            "is_member": True,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "previous_names": [],
+            "num_members": len(self.state.users),
         }
 
     def conversations_open(self, params: Params, request: web.Request) -> dict[str, Any]:

@@ -256,7 +256,7 @@ async def test_a_member_cannot_change_routes_but_can_list_them(pulser, sandbox):
     assert "Only Pulser admins" in json.dumps(refused["payload"])
     assert await store.list_routes(pulser.pool) == {}
     listing = await sandbox.send_slash_command(text="events", user_id=MEMBER)
-    assert "#ops-alerts" in json.dumps(listing["payload"]) and "(default)" in json.dumps(listing["payload"])
+    assert f"<#{ALERTS}> _(default)_" in json.dumps(listing["payload"])  # SLACK_CHANNEL=#ops-alerts, as its ID
 
 
 # --- the admin API -----------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ async def test_a_member_cannot_change_routes_but_can_list_them(pulser, sandbox):
 
 async def test_the_api_replaces_routes_and_lists_events_newest_first(pulser, sandbox, http):
     response = await http.put("/api/event-routes", json={"deploy": "#ops-deploy", "ci": None}, headers=ADMIN_API)
-    assert response.status_code == 200 and response.json() == {"deploy": "#ops-deploy"}
+    assert response.status_code == 200 and response.json() == {"deploy": DEPLOYS}  # the name, saved as its ID
     bad = await http.put("/api/event-routes", json={"deploys": "#x", "ci": "not a channel"}, headers=ADMIN_API)
     assert bad.status_code == 400 and set(bad.json()["detail"]) == {"deploys", "ci"}
     await send_event(http, {"event_type": "ci", "status": "passed", "service": "a"})

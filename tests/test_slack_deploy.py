@@ -389,7 +389,7 @@ async def test_an_admin_adds_a_github_service_through_the_form(pulser, sandbox):
     assert not ack.get("payload"), "a bare ack closes the form"
     (service,) = await store.list_services(pulser.pool)
     assert (service.name, service.action_type, service.requires_approval, service.channel) == (
-        "api", "github_workflow", True, "#ops-deploy")
+        "api", "github_workflow", True, DEPLOY_CHANNEL)  # #ops-deploy, saved as its ID
     assert service.action == {"repo": "acme/api", "workflow": "deploy.yml", "ref": "main",
                               "inputs": {"environment": "{env}", "notify": "yes"}}
     confirmed = await ephemeral_for(sandbox, ADMIN, "Added deploy service")
@@ -419,7 +419,10 @@ async def test_editing_a_service_changes_whether_it_requires_approval(pulser, sa
     assert (await store.get_service(pulser.pool, service.id)).requires_approval is True
     actions = await audit.list_actions(pulser.pool, target_type="deploy_service", target_id=service.id)
     assert (actions[0]["actor"], actions[0]["action"]) == (ADMIN, "deploy_service.update")
-    assert actions[0]["details"]["changes"] == {"requires_approval": {"from": False, "to": True}}
+    # add_service stored the name as typed; saving the form stores the channel's ID as well.
+    assert actions[0]["details"]["changes"] == {
+        "requires_approval": {"from": False, "to": True}, "channel": {"from": "#ops-deploy", "to": DEPLOY_CHANNEL},
+    }
     await ephemeral_for(sandbox, ADMIN, "Saved deploy service")
 
 

@@ -137,7 +137,7 @@ def lines(text: str) -> list[str]:
 async def test_status_shows_every_monitored_app_under_the_monitoring_line(pulser, sandbox):
     await first_poll_done(pulser)
     answer = await status(sandbox)
-    assert "Monitoring ACTIVE* — 2 apps every 5 min → #ops-alerts" in answer
+    assert f"Monitoring ACTIVE* — 2 apps every 5 min → <#{ALERTS}>" in answer  # SLACK_CHANNEL, resolved at start
     assert "*shop-api*" in answer and "*shop-worker*" in answer and "side-project" not in answer
     assert "web: 2 up · worker: 1 crashed" in answer
     assert "v42 by dev@example.com just now: Deploy abc123 (succeeded)" in answer
@@ -212,7 +212,7 @@ async def test_a_member_who_is_not_an_admin_cannot_open_the_settings(pulser, san
 async def test_the_settings_form_opens_filled_with_the_current_settings(pulser, sandbox):
     view = await open_settings(sandbox)
     initial = {b["block_id"]: b["element"].get("initial_value") for b in view["blocks"] if b["type"] == "input"}
-    assert initial == {"apps": "shop-api\nshop-worker", "channel": "#ops-alerts", "interval_minutes": "5"}
+    assert initial == {"apps": "shop-api\nshop-worker", "channel": ALERTS, "interval_minutes": "5"}
 
 
 async def test_bad_settings_are_shown_inline_and_change_nothing(pulser, sandbox):
@@ -225,6 +225,15 @@ async def test_bad_settings_are_shown_inline_and_change_nothing(pulser, sandbox)
     assert "1 to 60" in payload["errors"]["interval_minutes"]
     assert await heroku.get_settings(pulser.pool) == before
     assert sandbox.calls_to("chat.postEphemeral") == []
+
+
+async def test_a_channel_name_in_the_settings_is_saved_as_the_channels_id_and_shown_as_a_link(pulser, sandbox):
+    view = await open_settings(sandbox)
+    ack = await submit(sandbox, view, settings_form("shop-api", "#ops", "5"))
+    assert not ack.get("payload")
+    assert (await heroku.get_settings(pulser.pool))["channel"] == COMMAND_CHANNEL  # #ops is C0OPS
+    (call,) = await sandbox.wait_for_call("chat.postEphemeral")
+    assert f"<#{COMMAND_CHANNEL}>" in call.params["text"]
 
 
 async def test_saved_settings_apply_are_confirmed_and_survive_a_restart(pulser, sandbox, settings):

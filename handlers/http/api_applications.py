@@ -19,6 +19,7 @@ from aiohttp import web
 
 from alerts.application_view import application_json, heartbeat_json
 from alerts.applications import FIELDS, ValidationError, clock_after_edit, validate_application
+from alerts.channels import ChannelResolver
 from handlers.http.auth import require_admin
 from handlers.http.errors import Handler, json_error
 from storage import applications, audit, heartbeats
@@ -27,6 +28,8 @@ from storage.database import DATABASE_ERRORS
 
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 DEFAULT_CHANNEL: web.AppKey[str] = web.AppKey("default_channel", str)
+# Channel names in saved bodies (apps, rules, event routes, deploy services) become channel IDs.
+CHANNELS: web.AppKey[ChannelResolver] = web.AppKey("channels", ChannelResolver)
 PUBLIC_BASE_URL: web.AppKey[Callable[[], str]] = web.AppKey("public_base_url", Callable[[], str])
 
 # Fields that change when an app's clock must be recomputed from its last heartbeat.
@@ -72,7 +75,7 @@ async def list_apps(request: web.Request) -> web.Response:
 
 @api
 async def create_app(request: web.Request) -> web.Response:
-    data = await _json_object(request)
+    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
     try:
         spec = validate_application(data, default_channel=request.app[DEFAULT_CHANNEL])
     except ValidationError as exc:
@@ -98,7 +101,7 @@ async def get_app(request: web.Request) -> web.Response:
 @api
 async def update_app(request: web.Request) -> web.Response:
     app = await _existing(request)
-    data = dict(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
     errors: dict[str, str] = {}
     for field in IDENTITY_FIELDS:
         if field in data and str(data.pop(field)) != str(getattr(app, field)):

@@ -23,7 +23,7 @@ from alerts.routing import (
     rule_changes,
     validate_rule,
 )
-from handlers.http.api_applications import DEFAULT_CHANNEL, POOL, ApiError, api
+from handlers.http.api_applications import CHANNELS, DEFAULT_CHANNEL, POOL, ApiError, api
 from storage import audit
 from storage import routing_rules as store
 
@@ -64,7 +64,7 @@ async def list_rules(request: web.Request) -> web.Response:
 
 @api
 async def create_rule(request: web.Request) -> web.Response:
-    data = await _json_object(request)
+    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
     errors: dict[str, str] = {}
     position = _position(data.pop("position", None), errors, required=False)
     try:
@@ -90,7 +90,7 @@ async def get_rule(request: web.Request) -> web.Response:
 @api
 async def update_rule(request: web.Request) -> web.Response:
     rule = await _existing(request)
-    data = await _json_object(request)
+    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
     errors: dict[str, str] = {}
     if "id" in data and str(data.pop("id")) != str(rule.id):
         errors["id"] = "read-only: cannot be changed"

@@ -146,7 +146,7 @@ async def put_routes(request: web.Request) -> web.Response:
         except ValidationError as exc:
             errors[str(event_type)] = "; ".join(exc.errors.values())
             continue
-        wanted[kind] = target
+        wanted[kind] = await request.app[api_applications.CHANNELS].resolve(target)
     if errors:
         raise ApiError(400, "invalid event routes", errors)
     pool = request.app[api_applications.POOL]

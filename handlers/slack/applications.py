@@ -135,9 +135,8 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         fields = submitted_fields(view["state"]["values"])
         try:
-            spec = validate_application(
-                _form_data(fields, channel=services.default_channel), default_channel=services.default_channel
-            )
+            data = await services.channels.resolve_field(_form_data(fields, channel=services.default_channel))
+            spec = validate_application(data, default_channel=services.default_channel)
         except ValidationError as exc:
             await ack(response_action="errors", errors=form_errors(exc.errors))
             return
@@ -168,10 +167,8 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         fields = submitted_fields(view["state"]["values"])
         try:
-            spec = validate_application(
-                {**_form_data(fields, channel=current.channel), "is_active": current.is_active},
-                default_channel=services.default_channel,
-            )
+            data = await services.channels.resolve_field(_form_data(fields, channel=current.channel))
+            spec = validate_application({**data, "is_active": current.is_active}, default_channel=services.default_channel)
         except ValidationError as exc:
             await ack(response_action="errors", errors=form_errors(exc.errors))
             return

@@ -245,7 +245,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if service_id is not None and current is None:
             await ack(response_action="errors", errors={name_block: REMOVED_MEANWHILE})
             return
-        data = _service_data(submitted_service_fields(view["state"]["values"]), current)
+        data = await services.channels.resolve_field(_service_data(submitted_service_fields(view["state"]["values"]), current))
         try:
             if current is None:
                 saved = await deploys.create_service(data, user=user)

@@ -57,8 +57,8 @@ async def _route_command(ack: AsyncAck, command: dict, args: str, client, servic
             await services.events.reset_route(event_type, user)
             channel = None
         else:
-            await services.events.set_route(event_type, target, user)
-            channel = target
+            channel = await services.channels.resolve(target)
+            await services.events.set_route(event_type, channel, user)
     except ValidationError as exc:
         await ack(**events_usage(" ".join(exc.errors.values())))
         return

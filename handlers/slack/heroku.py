@@ -109,7 +109,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if not await is_admin(client, user, services.admins):  # rights may have gone since the form opened
             await ack(response_action="errors", errors=form_errors({"apps": refusal(SETTINGS_ACTION)}))
             return
-        fields = submitted_settings(view["state"]["values"])
+        fields = await services.channels.resolve_field(submitted_settings(view["state"]["values"]))
         try:
             new = validate_settings(fields["apps"], fields["channel"], fields["interval_minutes"])
         except SettingsError as exc:

@@ -140,7 +140,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             await ack(response_action="errors", errors={"name": refusal(ACTION_WORDS)})
             return
         try:
-            spec = validate_rule(submitted_fields(view["state"]["values"]))
+            spec = validate_rule(await services.channels.resolve_field(submitted_fields(view["state"]["values"])))
         except RuleValidationError as exc:
             await ack(response_action="errors", errors=form_errors(exc.errors))
             return
@@ -163,7 +163,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         current = RoutingRule.from_row(row)
         try:
-            spec = validate_rule(submitted_fields(view["state"]["values"]))
+            spec = validate_rule(await services.channels.resolve_field(submitted_fields(view["state"]["values"])))
         except RuleValidationError as exc:
             await ack(response_action="errors", errors=form_errors(exc.errors))
             return

@@ -6,10 +6,12 @@ passes it to `register_all`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+
+from alerts.channels import ChannelResolver
 
 
 @dataclass
@@ -26,3 +28,5 @@ class SlackServices:
     events: Any = None  # alerts.platform_events.PlatformEvents: record events, audit actions, event routes
     deploys: Any = None  # alerts.deploys.Deploys: services, deploy requests, approval, triggers
     home: Any = None  # alerts.home.HomeRefresher: who opened App Home, to refresh their dashboard
+    # Channel names typed into forms and commands become IDs before they are saved.
+    channels: ChannelResolver = field(default_factory=ChannelResolver)
