@@ -1,9 +1,14 @@
 """Socket Mode, ledger first: every envelope is recorded in Postgres before Bolt sees it.
 
-`LedgerSocketModeHandler` overrides the Bolt handler's `handle` (the one place that sees the raw
-envelope, envelope_id included). A duplicate gets a bare ack and no processing. A new envelope is
-dispatched to Bolt with `ledger_pk` and `envelope_id` in its context; Bolt's listener start,
-error and completion hooks report back, so the row ends `processed`, or `failed` with the error.
+`LedgerSocketModeHandler` reads every text frame itself (a raw message listener in place of the
+SDK's request listener, which silently drops frames without type, payload or envelope_id). Every
+envelope with an envelope_id is acked, whatever happens to it, so Slack never redelivers it:
+- a malformed one (bot/socket_envelopes.py says what is wrong) is recorded `failed` with that
+  reason and no retry; one without an id cannot be acked and is recorded and logged all the same;
+- a duplicate gets a bare ack and no processing;
+- a new one is dispatched to Bolt with `ledger_pk` and `envelope_id` in its context; Bolt's listener
+  start, error and completion hooks report back, so the row ends `processed`, or `failed` with the
+  error. One no listener matches (a bogus action_id or callback_id) is `failed` without retry.
 
 `ConnectionSupervisor` watches the connection. slack_sdk reconnects by itself after a close frame
 or a `disconnect` message, but after a failed handshake it retries the *same* URL forever; the
@@ -34,6 +39,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.metrics import Metrics
+from bot.socket_envelopes import Frame, describe, envelope_problem, read_frame
 from storage import envelopes
 from storage.database import DATABASE_ERRORS
 from storage.envelopes import Envelope
@@ -42,6 +48,11 @@ log = structlog.get_logger(__name__)
 
 SOURCE = "slack"
 DB_DOWN_TEXT = ":warning: Pulser cannot reach its database right now, so it did nothing. Try again in a minute."
+LISTENER_FAILED_TEXT = (
+    ":warning: Something went wrong while Pulser ran this command. The error is in Pulser's log;"
+    " try again, and tell your Pulser admin if it keeps happening."
+)
+NO_LISTENER = "no listener for "
 
 
 def ledger_key(req_type: str, payload: dict, envelope_id: str) -> str:
@@ -164,12 +175,74 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
         self.tracker = OutcomeTracker()
         self.accepting = True
         attach_outcome_hooks(app, self.tracker)
+        # One entry point for every frame: the SDK's request listener never sees a frame that lacks
+        # type, payload or envelope_id, so nothing would ack (or record) it.
+        self.client.socket_mode_request_listeners.remove(self.handle)
+        self.client.message_listeners.append(self.on_frame)
+
+    async def on_frame(self, client: AsyncBaseSocketModeClient, message: dict, raw_message: str) -> None:
+        """Every text frame the SDK could read. It parses only frames starting with `{` (else
+        `message` is {}), so anything else is parsed here again to say what it is."""
+        try:
+            if raw_message.startswith("{"):
+                frame = Frame(message=message, raw=raw_message, problem=envelope_problem(message))
+            else:
+                frame = read_frame(raw_message)
+            if frame.is_connection_frame:
+                return
+            if frame.problem is None:
+                request = SocketModeRequest.from_dict(frame.message)
+                if request is not None:
+                    await self.handle(client, request)
+                    return
+            await self.reject(client, frame)
+        except Exception as exc:  # one bad frame must never take the connection down
+            log.error("socket.frame_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+
+    async def reject(self, client: AsyncBaseSocketModeClient, frame: Frame) -> None:
+        """A malformed envelope: recorded `failed` with its reason (no retry can fix it), then acked
+        so Slack does not redeliver it. Without an envelope_id there is nothing to ack with."""
+        if not self.accepting:
+            return
+        started_at = time.perf_counter()
+        bound = log.bind(envelope_id=frame.envelope_id, type=frame.type or None)
+        try:
+            await self._record_malformed(frame, bound)
+        finally:
+            if frame.envelope_id is not None:
+                await client.send_socket_mode_response(SocketModeResponse(envelope_id=frame.envelope_id))
+                self.metrics.ack_latency.observe(time.perf_counter() - started_at)
+
+    async def _record_malformed(self, frame: Frame, bound: Any) -> None:
+        problem = frame.problem or "malformed envelope"
+        payload = frame.message if frame.is_object else {"frame": frame.raw[:4000]}
+        try:
+            ledger_pk = await envelopes.record_envelope(
+                self.pool,
+                source=SOURCE,
+                scope=_team_of(frame.payload),
+                envelope_id=frame.ledger_id(),
+                kind=frame.type,
+                payload=payload,
+                headers={"envelope_id": frame.envelope_id, "malformed": problem},
+                claimed_by=self.worker,
+            )
+            if ledger_pk is None:
+                self.metrics.envelopes.labels(SOURCE, "duplicate").inc()
+                bound.info("ledger.duplicate")
+                return
+            await envelopes.mark_failed(self.pool, ledger_pk, problem, max_attempts=1)
+        except DATABASE_ERRORS as exc:
+            bound.error("ledger.record_failed", problem=problem, error=f"{type(exc).__name__}: {exc}")
+        self.metrics.envelopes.labels(SOURCE, "failed").inc()
+        self.metrics.errors.labels("envelope").inc()
+        bound.warning("socket.envelope_malformed", problem=problem, acked=frame.envelope_id is not None)
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         started_at = time.perf_counter()
         if not self.accepting:
             return  # shutting down: no ack, so Slack redelivers the envelope to another connection
-        scope = extract_team_id(req.payload) or ""
+        scope = _team_of(req.payload)
         key = ledger_key(req.type, req.payload, req.envelope_id)
         bound = log.bind(envelope_id=req.envelope_id, type=req.type, team=scope)
         try:
@@ -200,19 +273,40 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
             return
 
         outcome = self.tracker.open(ledger_pk)
+        unhandled = False
         try:
             request = self._bolt_request(req.payload, build_headers(req), ledger_pk, req.envelope_id)
             response = await self.app.async_dispatch(request)
-            await send_async_response(client, req, response, started_at)
+            # Bolt sends no ack for anything but a 200: a 404 (no listener matched, or one that
+            # never called ack()) or a 500 (it raised first). Slack would redeliver; ack anyway.
+            if response.status != 200:
+                unhandled = response.status == 404 and not outcome.started.is_set()
+                await client.send_socket_mode_response(self._fallback_ack(req, unhandled))
+            else:
+                await send_async_response(client, req, response, started_at)
             self.metrics.ack_latency.observe(time.perf_counter() - started_at)
-            error = await self._await_outcome(outcome)
+            error = None if unhandled else await self._await_outcome(outcome)
         finally:
             self.tracker.close(ledger_pk)
+        if unhandled:
+            error = NO_LISTENER + describe(req.type, req.payload)
+            await self._record_outcome(ledger_pk, error, bound, retry=False)
+            return
         await self._record_outcome(ledger_pk, error, bound)
+
+    @staticmethod
+    def _fallback_ack(req: SocketModeRequest, unhandled: bool) -> SocketModeResponse:
+        """The ack Bolt did not send: a failed slash command tells its user so; anything else
+        (nothing listens, or a click or modal whose listener failed) gets a bare ack."""
+        if req.type == "slash_commands" and not unhandled:
+            return SocketModeResponse(req.envelope_id, payload={"response_type": "ephemeral", "text": LISTENER_FAILED_TEXT})
+        return SocketModeResponse(envelope_id=req.envelope_id)
 
     async def reprocess(self, row: Envelope) -> None:
         """Ledger-worker processor: dispatch a stored envelope again. Its ack went (or not) long ago,
         so none is sent now; listeners can see `context["ledger_retry"]`. Raises on failure."""
+        if row.headers.get("malformed"):  # its failure was not recorded in time; no retry can fix it
+            raise RuntimeError(str(row.headers["malformed"]))
         outcome = self.tracker.open(row.id)
         try:
             request = self._bolt_request(row.payload, None, row.id, str(row.headers.get("envelope_id", row.envelope_id)))
@@ -246,13 +340,14 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
             return outcome.error or f"listener still running after {self.listener_timeout:.0f} s"
         return outcome.error
 
-    async def _record_outcome(self, ledger_pk: int, error: str | None, bound: Any) -> None:
+    async def _record_outcome(self, ledger_pk: int, error: str | None, bound: Any, *, retry: bool = True) -> None:
         try:
             if error is None:
                 await envelopes.mark_processed(self.pool, ledger_pk)
                 self.metrics.envelopes.labels(SOURCE, "processed").inc()
             else:
-                retry_at = await envelopes.mark_failed(self.pool, ledger_pk, error, max_attempts=self.max_attempts)
+                max_attempts = self.max_attempts if retry else 1
+                retry_at = await envelopes.mark_failed(self.pool, ledger_pk, error, max_attempts=max_attempts)
                 self.metrics.envelopes.labels(SOURCE, "failed").inc()
                 self.metrics.errors.labels("slack_listener").inc()
                 bound.warning("ledger.failed", error=error, next_attempt_at=retry_at)
@@ -267,6 +362,17 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
         while self.tracker.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         return self.tracker.in_flight
+
+
+def _team_of(payload: Any) -> str:
+    """The workspace an envelope belongs to ('' when a garbled payload does not say)."""
+    if not isinstance(payload, dict):
+        return ""
+    try:
+        team = extract_team_id(payload)
+    except (AttributeError, TypeError, KeyError, IndexError):  # Bolt's reader assumes well-formed fields
+        return ""
+    return team if isinstance(team, str) else ""
 
 
 class ConnectionSupervisor:

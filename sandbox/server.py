@@ -244,6 +244,10 @@ class SlackSandbox:
     async def send_envelope(self, envelope: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
         return await self.hub.send_envelope(envelope, timeout)
 
+    async def send_frame(self, frame: Any, timeout: float = 3.0) -> dict[str, Any] | None:
+        """Send a frame as it is, malformed or not; returns its ack (None when it has no envelope_id)."""
+        return await self.hub.send_frame(frame, timeout)
+
     def _new_hook(self, **info: Any) -> str:
         hook_id = f"{self.team_id}/{uuid.uuid4().hex[:12]}"
         self.state.hooks[hook_id] = info

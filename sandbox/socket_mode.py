@@ -157,33 +157,52 @@ class SocketModeHub:
         envelope_id = envelope.get("envelope_id")
         if not envelope_id:
             raise ValueError("envelope has no envelope_id")
+        return await self._deliver(json.dumps(envelope), envelope, envelope_id, timeout)
+
+    async def send_frame(self, frame: Any, timeout: float) -> dict[str, Any] | None:
+        """Send any frame as it is (a ``str`` verbatim, anything else as JSON): a malformed envelope,
+        a bare list, garbage. Waits for the ack when the frame carries a non-empty ``envelope_id``;
+        without one nothing can be acked, so it returns None once the frame is on the wire."""
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        envelope_id = frame.get("envelope_id") if isinstance(frame, dict) else None
+        if envelope_id in (None, ""):
+            await self._deliver(text, frame, None, timeout)
+            return None
+        return await self._deliver(text, frame, envelope_id, timeout)
+
+    async def _deliver(self, text: str, envelope: Any, envelope_id: Any, timeout: float) -> Any:
+        """Put ``text`` on one usable socket; with an ``envelope_id``, wait for its ack."""
         targets = self.usable_connections()
         if not targets:
             raise RuntimeError("no Socket Mode connection is open (is the bot connected?)")
+        if envelope_id is None:
+            await self._send_text(text, envelope, targets)
+            return None
 
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         waiters = self._pending.setdefault(str(envelope_id), deque())
         waiters.append(fut)
         try:
-            text = json.dumps(envelope)
-            start = self._round_robin
-            self._round_robin += 1
-            for i in range(len(targets)):
-                conn = targets[(start + i) % len(targets)]
-                try:
-                    await conn.ws.send_str(text)
-                except Exception:  # closing under us; try the next socket
-                    continue
-                self.envelopes_sent.append(envelope)
-                break
-            else:
-                raise RuntimeError("no Socket Mode connection accepted the envelope")
+            await self._send_text(text, envelope, targets)
             return await asyncio.wait_for(fut, timeout)
         finally:
             if fut in waiters:
                 waiters.remove(fut)
             if not waiters and self._pending.get(str(envelope_id)) is waiters:
                 del self._pending[str(envelope_id)]
+
+    async def _send_text(self, text: str, envelope: Any, targets: list[Connection]) -> None:
+        start = self._round_robin
+        self._round_robin += 1
+        for i in range(len(targets)):
+            conn = targets[(start + i) % len(targets)]
+            try:
+                await conn.ws.send_str(text)
+            except Exception:  # closing under us; try the next socket
+                continue
+            self.envelopes_sent.append(envelope)
+            return
+        raise RuntimeError("no Socket Mode connection accepted the envelope")
 
     # ---- fault injection --------------------------------------------------------------
 

@@ -190,14 +190,13 @@ async def test_the_ledger_worker_retries_a_failed_slack_envelope(pulser, sandbox
     assert row.status == "processed" and row.attempts == 2
 
 
-async def test_an_unhandled_envelope_is_recorded_and_closed(pulser, sandbox):
+async def test_an_envelope_no_listener_handles_is_acked_and_failed_without_retry(pulser, sandbox):
     envelope = sandbox.slash_command_envelope(command="/nobody-listens", text="")
-    try:
-        await sandbox.send_envelope(envelope, timeout=1.5)
-    except asyncio.TimeoutError:
-        pass
-    row = await eventually(lambda: _processed(pulser, envelope["envelope_id"]))
-    assert row.last_error is None
+    ack = await sandbox.send_envelope(envelope, timeout=10.0)
+    assert ack == {"envelope_id": envelope["envelope_id"]}
+    row = await eventually(lambda: _failed(pulser, envelope["envelope_id"]), timeout=30)
+    assert row.last_error == "no listener for command '/nobody-listens'"
+    assert row.next_attempt_at is None, "no retry can make a listener appear"
 
 
 async def test_a_command_while_the_database_is_down_gets_a_clear_answer(pulser, sandbox):
@@ -315,3 +314,184 @@ async def test_shutdown_releases_a_row_whose_listener_outlives_the_drain(setting
         assert [c.envelope_id for c in claimed] == [envelope["envelope_id"]]
     finally:
         await pool.close()
+
+
+# --- malformed envelopes -----------------------------------------------------------------------
+#
+# What Slack would never send on purpose, but a proxy, a Slack bug or a hand-written test client
+# might. Each entry: a name, a builder of the frame (from a good envelope the sandbox made) and a
+# word the ledger's reason must contain. Every one has an envelope_id, so every one must be acked:
+# an unacked envelope is redelivered by Slack again and again.
+
+
+def _without(envelope: dict, *keys: str) -> dict:
+    return {k: v for k, v in envelope.items() if k not in keys}
+
+
+def _with_payload(envelope: dict, **fields) -> dict:
+    return {**envelope, "payload": {**envelope["payload"], **fields}}
+
+
+def _payload_without(envelope: dict, *keys: str) -> dict:
+    return {**envelope, "payload": {k: v for k, v in envelope["payload"].items() if k not in keys}}
+
+
+def _with_view(envelope: dict, **fields) -> dict:
+    return _with_payload(envelope, view={**envelope["payload"]["view"], **fields})
+
+
+def _with_action(envelope: dict, **fields) -> dict:
+    return _with_payload(envelope, actions=[{**envelope["payload"]["actions"][0], **fields}])
+
+
+def _command(sb):
+    return sb.slash_command_envelope(command="/pulser", text="help")
+
+
+def _click(sb):
+    return sb.block_action_envelope("incident_ack", value="1")
+
+
+def _submit(sb):
+    return sb.view_submission_envelope("application_register", {"name": {"name": {"type": "plain_text_input", "value": "api"}}})
+
+
+def _event(sb):
+    return sb.event_envelope(sb.app_home_opened_event())
+
+
+MALFORMED_ENVELOPES = [
+    # the envelope itself
+    ("unknown envelope type", lambda sb: {**_command(sb), "type": "hello_world"}, "unknown envelope type"),
+    ("type is null", lambda sb: {**_command(sb), "type": None}, "type"),
+    ("type is a number", lambda sb: {**_command(sb), "type": 42}, "type"),
+    ("no type", lambda sb: _without(_command(sb), "type"), "no type"),
+    ("no payload", lambda sb: _without(_command(sb), "payload"), "no payload"),
+    ("payload is null", lambda sb: {**_command(sb), "payload": None}, "payload"),
+    ("payload is a list", lambda sb: {**_command(sb), "payload": [1, 2]}, "not an object"),
+    ("payload is a string", lambda sb: {**_command(sb), "payload": "help"}, "not an object"),
+    ("payload is a number", lambda sb: {**_event(sb), "payload": 7}, "not an object"),
+    ("envelope_id is a number", lambda sb: {**_command(sb), "envelope_id": 12345}, "envelope_id"),
+    # slash commands
+    ("command missing", lambda sb: _payload_without(_command(sb), "command"), "command"),
+    ("command without a slash", lambda sb: _with_payload(_command(sb), command="pulser"), "command"),
+    ("command is a list", lambda sb: _with_payload(_command(sb), command=["/pulser"]), "command"),
+    ("command without user_id", lambda sb: _payload_without(_command(sb), "user_id"), "user_id"),
+    # interactivity
+    ("interactive without a type", lambda sb: _payload_without(_click(sb), "type"), "interactive"),
+    ("unknown interactive type", lambda sb: _with_payload(_click(sb), type="dance_party"), "dance_party"),
+    ("block_actions without actions", lambda sb: _payload_without(_click(sb), "actions"), "actions"),
+    ("block_actions with no action", lambda sb: _with_payload(_click(sb), actions=[]), "actions"),
+    ("actions is a string", lambda sb: _with_payload(_click(sb), actions="click"), "actions"),
+    ("action without action_id", lambda sb: _with_payload(_click(sb), actions=[{"type": "button"}]), "action_id"),
+    ("action_id is a number", lambda sb: _with_action(_click(sb), action_id=42), "action_id"),
+    ("bogus action_id", lambda sb: _with_action(_click(sb), action_id="no_such_button"), "no_such_button"),
+    ("user is a string", lambda sb: _with_payload(_click(sb), user="U0ALICE", team="T0SANDBOX"), "user"),
+    ("view_submission without view", lambda sb: _payload_without(_submit(sb), "view"), "view"),
+    ("view without callback_id", lambda sb: _with_payload(_submit(sb), view={"id": "V1", "state": {"values": {}}}), "callback_id"),
+    ("state.values is a list", lambda sb: _with_view(_submit(sb), state={"values": ["api"]}), "state"),
+    ("state value is a string", lambda sb: _with_view(_submit(sb), state={"values": {"name": "api"}}), "state"),
+    ("state is missing", lambda sb: _with_view(_submit(sb), state=None), "state"),
+    ("bogus callback_id", lambda sb: _with_view(_submit(sb), callback_id="no_such_modal"), "no_such_modal"),
+    # events
+    ("event_callback without event", lambda sb: _payload_without(_event(sb), "event"), "event"),
+    ("event without a type", lambda sb: _with_payload(_event(sb), event={"user": "U0ALICE"}), "event"),
+    ("payload type is not event_callback", lambda sb: _with_payload(_event(sb), type="nonsense"), "event_callback"),
+]
+
+
+async def _send_malformed(sandbox) -> list[tuple[str, dict, dict | None]]:
+    """Send every malformed envelope at once; returns (name, frame, ack or None when none came)."""
+    frames = [(name, build(sandbox)) for name, build, _ in MALFORMED_ENVELOPES]
+
+    async def send(frame):
+        try:
+            return await sandbox.send_frame(frame, timeout=10.0)
+        except asyncio.TimeoutError:
+            return None
+
+    acks = await asyncio.gather(*(send(frame) for _, frame in frames))
+    return [(name, frame, ack) for (name, frame), ack in zip(frames, acks)]
+
+
+async def test_every_malformed_envelope_is_acked(pulser, sandbox):
+    sent = await _send_malformed(sandbox)
+    unacked = [name for name, _, ack in sent if ack is None]
+    assert unacked == [], f"never acked (Slack would redeliver them): {unacked}"
+    assert all(ack["envelope_id"] == frame["envelope_id"] for _, frame, ack in sent)
+
+
+async def test_every_malformed_envelope_is_failed_in_the_ledger_with_its_reason(pulser, sandbox):
+    sent = await _send_malformed(sandbox)
+    reasons = {name: word for name, _, word in MALFORMED_ENVELOPES}
+
+    async def finished_rows():
+        rows = {name: await _any_scope_row(pulser, frame) for name, frame, _ in sent}
+        done = all(row is not None and row.status != "received" for row in rows.values())
+        return rows if done else None
+
+    try:
+        rows = await eventually(finished_rows, timeout=30)
+    except AssertionError:
+        rows = {name: await _any_scope_row(pulser, frame) for name, frame, _ in sent}
+    wrong = []
+    for name, row in rows.items():
+        if row is None or row.status == "received":
+            wrong.append(f"{name}: no finished ledger row")
+        elif row.status != "failed" or reasons[name].lower() not in (row.last_error or "").lower():
+            wrong.append(f"{name}: {row.status} ({row.last_error!r})")
+        elif row.next_attempt_at is not None:
+            wrong.append(f"{name}: scheduled for a retry that cannot succeed")
+    assert wrong == []
+
+
+async def _any_scope_row(pulser, frame: dict):
+    """The ledger row of a frame; one whose payload is unreadable has no workspace (scope '')."""
+    envelope_id = str(frame["envelope_id"])
+    return await ledger_row(pulser, envelope_id) or await envelopes.get_envelope(
+        pulser.pool, source="slack", scope="", envelope_id=envelope_id
+    )
+
+
+async def test_the_bot_answers_a_good_command_after_the_malformed_envelopes(pulser, sandbox):
+    await _send_malformed(sandbox)
+    ack = await sandbox.send_slash_command(command="/pulser", text="help", timeout=10.0)
+    assert "/pulser help" in ack_text(ack)
+
+
+async def _failed_slack_rows(pulser) -> list:
+    return await pulser.pool.fetch("SELECT envelope_id, kind, last_error FROM envelopes WHERE source = 'slack' AND status = 'failed'")
+
+
+async def test_a_frame_without_an_envelope_id_is_recorded_failed_and_the_connection_stays(pulser, sandbox):
+    frames = [
+        _without(_command(sandbox), "envelope_id"),
+        {**_click(sandbox), "envelope_id": ""},
+        {**_event(sandbox), "envelope_id": None},
+    ]
+    for frame in frames:
+        assert await sandbox.send_frame(frame) is None
+    rows = await eventually(lambda: _rows_if(_failed_slack_rows(pulser), len(frames)), timeout=30)
+    assert all("envelope_id" in row["last_error"] for row in rows)
+    ack = await sandbox.send_slash_command(command="/pulser", text="help", timeout=10.0)
+    assert "/pulser help" in ack_text(ack)
+
+
+async def test_a_frame_that_is_not_an_object_is_recorded_failed_and_the_connection_stays(pulser, sandbox):
+    before = sandbox.connections_opened
+    for frame in ([1, 2, 3], '"just a string"', "garbage, not JSON"):
+        assert await sandbox.send_frame(frame) is None
+    rows = await eventually(lambda: _rows_if(_failed_slack_rows(pulser), 3), timeout=30)
+    assert sorted(row["last_error"] for row in rows) == [
+        "frame is a string, not a JSON object",
+        "frame is an array, not a JSON object",
+        "frame is not valid JSON",
+    ]
+    ack = await sandbox.send_slash_command(command="/pulser", text="help", timeout=10.0)
+    assert "/pulser help" in ack_text(ack)
+    assert sandbox.connections_opened == before, "the connection was kept"
+
+
+async def _rows_if(rows_coro, count: int):
+    rows = await rows_coro
+    return rows if len(rows) >= count else None
