@@ -22,6 +22,9 @@ from prometheus_client.platform_collector import PlatformCollector
 TASKS = ("heroku_poll", "slack_delivery", "webhook")
 # Slack delivery outcomes (alerts.delivery) that count as errors; a 429 is a delay, not an error.
 SLACK_ERROR_OUTCOMES = frozenset({"failed", "retrying"})
+SLACK_CALL_OUTCOMES = ("ok", "rate_limited", "retrying", "failed")
+# The Web API methods the alert pipeline calls (alerts.delivery's callers).
+SLACK_DELIVERY_METHODS = ("chat.postMessage", "chat.update")
 # The `type` values of pulser_errors_total.
 ERROR_TYPES = ("slack_api", "envelope", "slack_listener")
 # Deployment statuses that mean it failed: Pulser could not trigger it (alerts.deploys), or a deploy
@@ -198,6 +201,9 @@ class Metrics:
             self.errors.labels(error_type)
         for outcome in ("ok", "failed"):
             self.rollbacks.labels(outcome)
+        for method in SLACK_DELIVERY_METHODS:
+            for outcome in SLACK_CALL_OUTCOMES:
+                self.slack_calls.labels(method, outcome)
         self.up.set(1)
         started = time.time()
         self.start_time.set(started)
@@ -240,10 +246,18 @@ class Metrics:
     def count_alert(self, source: str, severity: str) -> None:
         self.alerts.labels(source, severity).inc()
 
+    def known_deploy_services(self, services: list[str]) -> None:
+        """Create each service's failure children at 0 (at start, from the configured services), so
+        the first failure after a start is an increase Prometheus can see."""
+        for service in services:
+            for failed in DEPLOYMENT_FAILED_STATUSES:
+                self.deployments.labels(service, failed)
+
     def deployment(self, service: str, status: str, seconds: float | None = None) -> None:
-        """A deployment reached `status`; `seconds` (start to end) once it has ended."""
-        for failed in DEPLOYMENT_FAILED_STATUSES:
-            self.deployments.labels(service, failed)
+        """A deployment reached `status`; `seconds` (start to end) once it has ended. A service that
+        is not configured (a deploy event naming it) may first show up here already at 1; the alert
+        rules allow for a series that starts above 0."""
+        self.known_deploy_services([service])
         self.deployments.labels(service, status).inc()
         if seconds is not None:
             self.deployment_duration.labels(service).observe(max(0.0, seconds))

@@ -51,6 +51,7 @@ from jobs.incident_sweep import INTERVAL_SECONDS as SWEEP_SECONDS, IncidentSweep
 from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
 from storage import applications, database, deliveries, envelopes, incidents, notifications, platform_events
+from storage import deploys as deploy_store
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
@@ -161,6 +162,9 @@ class Runtime:
             on_claimed=self._on_missed,
         )
         await self.watcher.start()
+        # Every database gauge has its series (0 included) before the first scrape: a delta() or
+        # increase() in an alert rule needs that earlier sample.
+        await self.refresh_gauges()
         self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
         assert self.sweep is not None
         self.scheduler.add_job(self.sweep.run_once, "interval", seconds=SWEEP_SECONDS, id="incident-sweep")
@@ -418,8 +422,10 @@ class Runtime:
 
     async def refresh_gauges(self) -> None:
         """Gauges that come from the database are refreshed on a timer, not at scrape time."""
-        assert self.pool is not None
+        if self.pool is None:
+            return  # not started, or stopped: nothing to read
         try:
+            self.metrics.known_deploy_services(await deploy_store.service_names(self.pool))
             for status, count in (await applications.count_by_state(self.pool)).items():
                 self.metrics.heartbeat_apps.labels(status).set(count)
             for status, count in (await incidents.count_by_status(self.pool)).items():

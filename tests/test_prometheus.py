@@ -159,12 +159,14 @@ def test_every_metric_name_starts_with_pulser():
 
 
 def test_counters_end_in_total_and_nothing_else_does():
-    for family in families(Metrics("test")):
-        if family.type == "counter":
-            # The client keeps the family name without _total and adds it to every sample.
-            assert not family.name.endswith("_total"), family.name
+    # Read the exposition a scrape gets: every family is declared there, children or not.
+    declared = re.findall(r"^# TYPE (\S+) (\S+)$", Metrics("test").render().decode(), flags=re.MULTILINE)
+    assert declared
+    for name, kind in declared:
+        if kind == "counter":
+            assert name.endswith("_total"), f"counter {name} does not end in _total"
         else:
-            assert not family.name.endswith("_total"), f"{family.name} is a {family.type}, not a counter"
+            assert not name.endswith("_total"), f"{name} is a {kind}, not a counter"
 
 
 def test_durations_and_times_are_in_seconds_and_sizes_in_bytes():
@@ -296,6 +298,30 @@ async def test_a_deploy_request_is_counted_by_service_and_status(pulser, http):
     assert sample(text, "pulser_deployments_total", service="api", status="trigger_failed") == 1
 
 
+async def test_the_first_scrape_shows_every_ledger_status_at_zero(http):
+    # LedgerEnvelopesGaveUp watches delta() of the failed count: a series first seen at 1 reads 0.
+    text = await scrape(http)
+    for status in ("received", "processed", "failed"):
+        assert sample(text, "pulser_ledger_envelopes", status=status) == 0, status
+
+
+async def test_a_known_deploy_service_shows_zero_failures_from_the_first_scrape(settings, pool):
+    from alerts import deploys
+    from bot.runtime import Runtime
+
+    service = {"name": "api", "action_type": "github_workflow", "action": {"repo": "acme/api", "workflow": "deploy.yml"}}
+    await deploys.create_service(pool, service, user="U0ALICE")
+    runtime = Runtime(settings, "run", metrics=Metrics("test"))
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.http_port}", timeout=10) as client:
+            text = await scrape(client)
+    finally:
+        await runtime.stop()
+    assert sample(text, "pulser_deployments_total", service="api", status="failed") == 0
+    assert sample(text, "pulser_deployments_total", service="api", status="trigger_failed") == 0
+
+
 async def _scrape_when(http, name: str, **labels: str) -> str | None:
     """The scrape once the series has a value above zero, else None (for `eventually`)."""
     text = await scrape(http)
@@ -373,6 +399,40 @@ def test_a_deployment_pulser_could_not_trigger_fires(tmp_path):
         at="3m",
         alert="DeploymentFailed",
         labels=[{"severity": "high", "service": "api"}],
+    )
+
+
+# A counter's first sample for a label set can already be non-zero: the first failure of a service
+# creates its series and counts it in one go, before any scrape saw a 0. increase() needs two samples
+# and ignores the first value, so it reads 0 there; the rules must still fire.
+
+
+@needs_promtool
+def test_a_failed_deployment_series_that_appears_at_1_fires_for_ten_minutes(tmp_path):
+    series = {'pulser_deployments_total{job="pulser",instance="a",service="api",status="failed"}': "_ _ 1x20"}
+    rule_fires(tmp_path, series, at="4m", alert="DeploymentFailed", labels=[{"severity": "high", "service": "api"}])
+    rule_fires(tmp_path, series, at="14m", alert="DeploymentFailed", labels=[])
+
+
+@needs_promtool
+def test_a_failed_deployment_series_present_from_the_first_scrape_at_1_fires(tmp_path):
+    rule_fires(
+        tmp_path,
+        {'pulser_deployments_total{job="pulser",instance="a",service="api",status="trigger_failed"}': "1 1 1"},
+        at="2m",
+        alert="DeploymentFailed",
+        labels=[{"severity": "high", "service": "api"}],
+    )
+
+
+@needs_promtool
+def test_rollbacks_whose_series_appears_at_3_fire(tmp_path):
+    rule_fires(
+        tmp_path,
+        {'pulser_rollbacks_total{job="pulser",instance="a",outcome="ok"}': "_ _ 3 3 3"},
+        at="4m",
+        alert="FrequentRollbacks",
+        labels=[{"severity": "warning", "service": "heroku", "job": "pulser", "instance": "a"}],
     )
 
 
