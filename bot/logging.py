@@ -25,30 +25,58 @@ _SECRET_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"xox[abposre]-[A-Za-z0-9-]+"), REDACTED),
     (re.compile(r"xapp-[A-Za-z0-9-]+"), REDACTED),
     (re.compile(r"https://hooks\.slack\.com/[A-Za-z0-9/_-]+"), "https://hooks.slack.com/" + REDACTED),
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
-    (re.compile(r"(?i)(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),
-    (re.compile(r"(?i)([?&](?:ticket|token|key|secret)=)[^&\s\"']+"), r"\1" + REDACTED),
+    # GitHub personal, OAuth, app and refresh tokens, and fine-grained tokens.
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), REDACTED),
+    # Heroku API keys in their prefixed form (the older bare UUID form looks like any other id).
+    (re.compile(r"\bHRKU-[A-Za-z0-9_-]{20,}"), REDACTED),
+    # A healthchecks.io ping URL is a capability: its path keeps a check green.
+    (re.compile(r"(?i)(https?://hc-ping\.com/)[^\s\"']+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)\b((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\1" + REDACTED),
+    # user:password@ in any URL: DSNs, proxies, Redis, basic-auth webhooks.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
+    (
+        re.compile(
+            r"(?i)([?&](?:ticket|token|access_token|key|api_key|apikey|secret|password|passwd|pwd|sig|signature|auth)=)"
+            r"[^&\s\"']+"
+        ),
+        r"\1" + REDACTED,
+    ),
 ]
+# A configured secret this short is replaced only where it stands alone: as a whole value, or
+# bounded by characters that cannot be part of a word (so the secret "a" leaves "database" be).
+SHORT_SECRET_LENGTH = 6
+# Keys whose values the logging set-up writes itself: a short secret such as "info" must not hide them.
+_OWN_KEYS = frozenset({"level", "logger", "timestamp"})
+_WORD = r"[A-Za-z0-9_]"
 
 
 class SecretRedactor:
     """A structlog processor that scrubs secrets from every value of an event dict.
 
-    Known secret values (the configured tokens) are replaced wherever they appear; well-known
-    secret shapes (Slack tokens, Slack webhook URLs, bearer headers, DSN passwords) are replaced
-    even when we did not configure them, because a payload or an exception message can carry one.
+    Known secret values (every configured one, whatever its length) are replaced: one of 6
+    characters or more wherever it appears, a shorter one where it stands as a whole value or token.
+    Well-known secret shapes (Slack, GitHub and Heroku tokens, Slack webhook and healthchecks.io ping
+    URLs, bearer/basic/token authorization values, URL credentials, secret query parameters) are
+    replaced even when we did not configure them, because a payload or an exception can carry one.
     """
 
     def __init__(self, known_secrets: Iterable[str] = ()):
-        self._known = sorted({s for s in known_secrets if s and len(s) >= 6}, key=len, reverse=True)
+        secrets = {s for s in known_secrets if s}
+        self._known = sorted((s for s in secrets if len(s) >= SHORT_SECRET_LENGTH), key=len, reverse=True)
+        short = sorted((s for s in secrets if len(s) < SHORT_SECRET_LENGTH), key=len, reverse=True)
+        self._short = (
+            re.compile(f"(?<!{_WORD})(?:{'|'.join(re.escape(s) for s in short)})(?!{_WORD})") if short else None
+        )
 
     def __call__(self, logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        return {key: self._scrub(key, value) for key, value in event_dict.items()}
+        return {key: value if key in _OWN_KEYS else self._scrub(key, value) for key, value in event_dict.items()}
 
     def scrub_text(self, text: str) -> str:
         for secret in self._known:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        if self._short is not None:
+            text = self._short.sub(REDACTED, text)
         for pattern, replacement in _SECRET_PATTERNS:
             text = pattern.sub(replacement, text)
         return text

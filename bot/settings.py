@@ -22,15 +22,74 @@ LOG_FORMATS = ("json", "console")
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
+# Variables whose values are secrets: an error names them and says what is wrong, never the value.
+SECRET_VARIABLES = frozenset(
+    {
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "PULSER_ADMIN_TOKEN",
+        "HEROKU_API_KEY",
+        "SENTRY_CLIENT_SECRET",
+        "GITHUB_WEBHOOK_SECRET",
+        "HEROKU_WEBHOOK_SECRET",
+        "PULSER_WEBHOOK_TOKEN",
+        "GITHUB_TOKEN",
+        "PULSER_DEPLOY_WEBHOOK_SECRET",
+    }
+)
+# Secret URLs: the path and query are the capability (a ping URL's check UUID); the host is not.
+SECRET_URL_VARIABLES = frozenset({"PULSER_SELF_PING_URL"})
+HIDDEN = "(hidden)"
+
+
 class SettingsError(ValueError):
-    """One invalid environment variable; str() is the one line shown to the operator."""
+    """One invalid environment variable; str() is the one line shown to the operator.
+
+    It is printed before log redaction is set up, so the value is shown only when it cannot hold a
+    secret: never for a secret variable, a URL without its credentials and query (and, for a secret
+    URL, without its path), and anything shaped like a token hidden by the log redactor's rules.
+    """
 
     def __init__(self, variable: str, value: str, allowed: str):
         self.variable = variable
-        self.value = value
         self.allowed = allowed
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        super().__init__(f"invalid {variable}={shown!r}: {allowed}")
+        self.shown = shown_value(variable, value)
+        super().__init__(f"invalid {variable}={self.shown}: {allowed}")
+
+
+def shown_value(variable: str, value: str) -> str:
+    """How a bad value may be printed: quoted and shortened, with every secret part removed."""
+    if not value:
+        return "(unset)"
+    if variable in SECRET_VARIABLES:
+        return "(hidden: a secret)"
+    if "://" in value:
+        value = _url_without_secrets(value, keep_path=variable not in SECRET_URL_VARIABLES)
+    elif variable in SECRET_URL_VARIABLES:
+        return "(hidden: a secret)"
+    from bot.logging import SecretRedactor  # the same shapes the log lines hide (tokens, keys, DSNs)
+
+    value = SecretRedactor().scrub_text(value)
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _url_without_secrets(value: str, *, keep_path: bool) -> str:
+    """A URL without user:password@, query and fragment (and without its path for a secret URL)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # an unparsable port or bracket: show the scheme only
+        return value.split("://", 1)[0] + "://" + HIDDEN
+    shown = f"{parts.scheme}://" + ("…@" if "@" in parts.netloc else "") + f"{host}{port}"
+    if keep_path:
+        shown += parts.path
+    elif parts.path not in ("", "/"):
+        shown += "/" + HIDDEN
+    if parts.query or parts.fragment:
+        shown += "?" + HIDDEN
+    return shown
 
 
 @dataclass(frozen=True)
@@ -111,9 +170,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     bot_token = env.text("SLACK_BOT_TOKEN")
     app_token = env.text("SLACK_APP_TOKEN")
     if bot_token and not bot_token.startswith("xoxb-"):
-        raise SettingsError("SLACK_BOT_TOKEN", "xox…", "a bot token starting with xoxb-")
+        raise SettingsError("SLACK_BOT_TOKEN", bot_token, "expected a bot token starting with xoxb-")
     if app_token and not app_token.startswith("xapp-"):
-        raise SettingsError("SLACK_APP_TOKEN", "xa…", "an app-level token starting with xapp-")
+        raise SettingsError("SLACK_APP_TOKEN", app_token, "expected an app-level token starting with xapp-")
     if bool(bot_token) != bool(app_token):
         missing = "SLACK_APP_TOKEN" if bot_token else "SLACK_BOT_TOKEN"
         raise SettingsError(missing, "", "set both SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or neither (sandbox)")
@@ -232,9 +291,14 @@ def _http_url(name: str, example: str = "https://slack.com/api/") -> Callable[[s
     """`example` is what this variable usually holds, so the error shows a value that fits it."""
 
     def parse(raw: str) -> str:
-        parts = urlsplit(raw)
+        allowed = f"expected an http:// or https:// URL, e.g. {example}"
+        try:
+            parts = urlsplit(raw)
+            parts.port  # noqa: B018 — raises ValueError for a port that is not a number
+        except ValueError:  # e.g. an unclosed [IPv6 bracket
+            raise SettingsError(name, raw, allowed) from None
         if parts.scheme not in ("http", "https") or not parts.netloc or " " in raw:
-            raise SettingsError(name, raw, f"expected an http:// or https:// URL, e.g. {example}")
+            raise SettingsError(name, raw, allowed)
         return raw
 
     return parse
@@ -256,10 +320,13 @@ def _bind_host(name: str) -> Callable[[str], str]:
 
 
 def _postgres_dsn(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("postgres", "postgresql"):
-        # Never echo a DSN back: it may carry a password.
-        raise SettingsError("DATABASE_URL", "(hidden)", "expected postgresql://user:password@host:port/dbname")
+    try:
+        scheme = urlsplit(raw).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("postgres", "postgresql"):
+        # Shown without user:password@ and query (SettingsError), as every URL is.
+        raise SettingsError("DATABASE_URL", raw, "expected postgresql://user:password@host:port/dbname")
     return raw
 
 

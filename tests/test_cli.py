@@ -47,6 +47,14 @@ def test_bad_settings_stop_start_up_with_one_line_and_exit_code_2(variable, valu
     assert lines[0].startswith(f"pulser: invalid {variable}=")
 
 
+def test_a_bad_secret_url_stops_start_up_without_printing_the_secret():
+    # The settings line is printed before log redaction exists: it must hide the check's UUID itself.
+    result = run_cli("run", env=pulser_env(PULSER_SELF_PING_URL="hc-ping.com/0f3c9c8e-1b2a-4c5d-9e8f-0123456789ab"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("pulser: invalid PULSER_SELF_PING_URL=")
+    assert "0f3c9c8e" not in result.stderr
+
+
 def test_version_prints_the_version():
     result = run_cli("--version", env=pulser_env())
     assert result.returncode == 0 and result.stdout.startswith("pulser 0.")

@@ -83,3 +83,43 @@ def test_secrets_do_not_appear_in_the_settings_repr():
     s = load_settings({"SLACK_BOT_TOKEN": "xoxb-very-secret", "SLACK_APP_TOKEN": "xapp-also-secret"})
     assert "very-secret" not in repr(s) and "also-secret" not in repr(s)
     assert set(s.secrets()) == {"xoxb-very-secret", "xapp-also-secret"}
+
+
+# --- no secret value in a settings error ------------------------------------------------------
+# These errors are printed before log redaction is set up, so they must not carry one themselves.
+
+
+def _error(env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    return str(info.value)
+
+
+def test_a_bad_self_ping_url_names_the_variable_but_not_its_secret_path():
+    message = _error({"PULSER_SELF_PING_URL": "ftp://hc-ping.com/0f3c9c8e-secret-check-uuid"})
+    assert message.startswith("invalid PULSER_SELF_PING_URL=")
+    assert "secret-check-uuid" not in message
+    assert "http:// or https://" in message
+
+
+def test_a_bad_self_ping_url_shows_neither_its_query_nor_its_credentials():
+    message = _error({"PULSER_SELF_PING_URL": "ftp://ops:pa55word@ping.example.com/p?key=k3y-value"})
+    assert "pa55word" not in message and "ops:" not in message and "k3y-value" not in message
+
+
+def test_a_bad_url_with_credentials_is_shown_without_them():
+    message = _error({"SLACK_API_URL": "ftp://proxyuser:hunter2@proxy.example.com/api/?token=abc123"})
+    assert "hunter2" not in message and "proxyuser" not in message and "abc123" not in message
+    assert "proxy.example.com" in message, "the rest of the URL helps to find the mistake"
+
+
+def test_a_secret_pasted_into_an_ordinary_variable_is_not_echoed():
+    message = _error({"SLACK_CHANNEL": "xoxb-1234-pasted-by-mistake"})
+    assert "pasted-by-mistake" not in message
+    assert message.startswith("invalid SLACK_CHANNEL=")
+
+
+@pytest.mark.parametrize("value", ["http://[::1", "https://example.com:port/api/"])
+def test_an_unparsable_url_stops_start_up_with_one_line(value):
+    message = _error({"SLACK_API_URL": value})
+    assert message.startswith("invalid SLACK_API_URL=") and "http:// or https://" in message
