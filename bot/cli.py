@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pulser: {exc}", file=sys.stderr)
         return 2
+    if args.command in ("run", "bot") and (problem := settings.slack_start_problem()):
+        print(f"pulser: {problem}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format, settings.secrets())
     try:
         if args.command == "migrate":

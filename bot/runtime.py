@@ -13,7 +13,7 @@ import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Awaitable, Literal, TypeVar
 
 import aiohttp
 import asyncpg
@@ -29,7 +29,9 @@ from bot.settings import Settings
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.sidecar import build_sidecar, start_sidecar
 from bot.slack_app import build_app, build_delivery_client, build_web_client
+from bot.settings import SettingsError
 from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
+from handlers.http.health import PartReports, overall_status
 from handlers.slack.services import SlackServices
 from alerts.channels import ChannelResolver
 from alerts.delivery import SlackDelivery
@@ -59,6 +61,19 @@ from storage.migrations import apply_migrations
 log = structlog.get_logger(__name__)
 
 Mode = Literal["run", "bot", "sidecar"]
+SANDBOX_ON_REAL_DATABASE = (
+    "sandbox: no Slack tokens; this Pulser talks to the local Slack sandbox, not to Slack,"
+    " although DATABASE_URL names a real database (PULSER_SANDBOX=1)"
+)
+T = TypeVar("T")
+
+
+def _started(part: T | None, what: str) -> T:
+    """A part that start() builds; a clear error (not an `assert`, which `python -O` strips) when
+    it is used before start() or after stop()."""
+    if part is None:
+        raise RuntimeError(f"{what} is not running: start() the runtime first")
+    return part
 
 
 @dataclass
@@ -109,6 +124,7 @@ class Runtime:
         self.heartbeat_writer: HeartbeatWriter | None = None
         self.http_port: int | None = None
         self.started_at = time.time()
+        self._health_parts = PartReports()
 
     @property
     def runs_bot(self) -> bool:
@@ -166,11 +182,10 @@ class Runtime:
         # increase() in an alert rule needs that earlier sample.
         await self.refresh_gauges()
         self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
-        assert self.sweep is not None
-        self.scheduler.add_job(self.sweep.run_once, "interval", seconds=SWEEP_SECONDS, id="incident-sweep")
-        assert self.heroku_poller is not None
+        sweep = _started(self.sweep, "the incident sweep")
+        self.scheduler.add_job(sweep.run_once, "interval", seconds=SWEEP_SECONDS, id="incident-sweep")
         self.scheduler.add_job(
-            self.heroku_poller.tick, "interval", seconds=HEROKU_TICK_SECONDS, id="heroku-poller",
+            _started(self.heroku_poller, "the Heroku poller").tick, "interval", seconds=HEROKU_TICK_SECONDS, id="heroku-poller",
             next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
         )
 
@@ -217,10 +232,11 @@ class Runtime:
     def _start_pipeline(self) -> None:
         """Every process turns webhook deliveries into incidents (the sidecar records them, its
         ledger worker processes them); only a process with Slack delivers the messages."""
-        assert self.pool is not None and self.ledger_worker is not None
+        pool = _started(self.pool, "the database pool")
+        ledger_worker = _started(self.ledger_worker, "the ledger worker")
         s = self.settings
         self.pipeline = AlertPipeline(
-            self.pool,
+            pool,
             PipelineSettings(
                 default_channel=s.slack_channel,
                 group_window=timedelta(minutes=s.alert_group_window_minutes),
@@ -233,12 +249,12 @@ class Runtime:
             on_alert=self.metrics.count_alert,
         )
         for name in SOURCES:  # GitHub deliveries also become ci/deploy platform events (self.events, below)
-            self.ledger_worker.register(name, self.pipeline.process_envelope if name != "github" else (
+            ledger_worker.register(name, self.pipeline.process_envelope if name != "github" else (
                 lambda envelope: self.events.process_github(envelope, self.pipeline.process_envelope)))
-        self.incident_actions = IncidentActions(self.pool, on_change=self._incidents_changed)
+        self.incident_actions = IncidentActions(pool, on_change=self._incidents_changed)
         self.sweep = IncidentSweep(self.incident_actions, self.pipeline)
         self.heroku = HerokuMonitor(
-            self.pool,
+            pool,
             HerokuClient(s.heroku_api_key, s.heroku_api_url),
             self.pipeline,
             first_settings=HerokuSettings(s.monitored_apps, s.slack_channel, s.check_interval_minutes),
@@ -248,13 +264,13 @@ class Runtime:
         )
         self.heroku_poller = HerokuPoller(self.heroku)
         # Heroku deliveries feed detection (state-based), not the plain alert path.
-        self.ledger_worker.register("heroku", self.heroku.process_webhook)
+        ledger_worker.register("heroku", self.heroku.process_webhook)
         self.events = PlatformEvents(
-            self.pool, default_channel=s.slack_channel, on_change=self._events_changed, on_deploy=self.metrics.deployment
+            pool, default_channel=s.slack_channel, on_change=self._events_changed, on_deploy=self.metrics.deployment
         )
-        self.ledger_worker.register("events", self.events.process_envelope)
+        ledger_worker.register("events", self.events.process_envelope)
         self.deploys = Deploys(
-            self.pool, self.events, github_token=s.github_token, github_api_url=s.github_api_url,
+            pool, self.events, github_token=s.github_token, github_api_url=s.github_api_url,
             heroku_client=self.heroku.client, webhook_secret=s.deploy_webhook_secret,
             on_deploy=self.metrics.deployment,
         )
@@ -303,11 +319,11 @@ class Runtime:
     async def _resolve_default_channel(self) -> None:
         """SLACK_CHANNEL as a channel ID, before anything is built with it, so the default channel
         is stored, compared and shown like every channel saved later (alerts.channels)."""
+        s = self.settings
         if self.runs_bot:
             await self._open_slack()
-        elif not self.settings.use_sandbox:  # a sidecar still asks Slack about the channels it saves
-            assert self.settings.slack_bot_token and self.settings.slack_app_token
-            self.slack = SlackEndpoint(self.settings.slack_bot_token, self.settings.slack_app_token, self.settings.slack_api_url)
+        elif s.slack_bot_token and s.slack_app_token:  # a sidecar still asks Slack about the channels it saves
+            self.slack = SlackEndpoint(s.slack_bot_token, s.slack_app_token, s.slack_api_url)
         if self.slack is None:
             return
         self.channels = ChannelResolver(build_web_client(self.slack.bot_token, self.slack.api_url))
@@ -338,34 +354,39 @@ class Runtime:
                 hint="no Slack tokens set: Pulser talks to the local Slack sandbox; open the URL to watch it",
                 try_it=f"curl -s -X POST {self.sandbox.base_url}/sandbox/command -d command=/pulser -d text=help",
             )
-        else:
-            assert self.settings.slack_bot_token and self.settings.slack_app_token
+            if self.settings.sandbox_on_real_database:
+                log.warning("sandbox.on_real_database", detail=SANDBOX_ON_REAL_DATABASE)
+        elif self.settings.slack_bot_token and self.settings.slack_app_token:
             self.slack = SlackEndpoint(
                 self.settings.slack_bot_token, self.settings.slack_app_token, self.settings.slack_api_url
             )
+        else:  # the CLI says so before start-up; this keeps a library caller from a Slack-less bot
+            raise SettingsError("SLACK_BOT_TOKEN", "", self.settings.slack_start_problem() or "set both Slack tokens")
 
     async def _start_slack(self) -> None:
-        assert self.pool is not None and self.ledger_worker is not None and self.slack is not None
+        pool = _started(self.pool, "the database pool")
+        ledger_worker = _started(self.ledger_worker, "the ledger worker")
+        slack = _started(self.slack, "the Slack endpoint")
         self.services = SlackServices(
-            pool=self.pool,
+            pool=pool,
             admins=self.settings.admins,
             default_channel=self.settings.slack_channel,
             public_base_url=self.settings.public_base_url,
             heartbeat_history=self.settings.heartbeat_history,
             channels=self.channels,
         )
-        self.app = build_app(self.slack.bot_token, self.slack.api_url, self.services, metrics=self.metrics)
+        self.app = build_app(slack.bot_token, slack.api_url, self.services, metrics=self.metrics)
         self.socket = LedgerSocketModeHandler(
             self.app,
-            self.slack.app_token,
-            pool=self.pool,
+            slack.app_token,
+            pool=pool,
             metrics=self.metrics,
             worker=self.worker_name,
             max_attempts=self.settings.ledger_max_attempts,
         )
-        self.ledger_worker.register("slack", self.socket.reprocess)
+        ledger_worker.register("slack", self.socket.reprocess)
         self.notifier = HeartbeatNotifier(
-            self.pool,
+            pool,
             self.app.client,
             listen=self._listen,
             on_outcome=lambda kind, outcome: self.metrics.notifications.labels(kind, outcome).inc(),
@@ -376,19 +397,19 @@ class Runtime:
         self.services.health_report = self.health_report
         self.services.events = self.events
         self.services.deploys = self.deploys
-        self.home_refresher = HomeRefresher(self.pool, self.app.client)
+        self.home_refresher = HomeRefresher(pool, self.app.client)
         self.services.home = self.home_refresher
         self.home_refresher.start()
         self.notifier.start()
         self._delivery_session = aiohttp.ClientSession()
         self.delivery = SlackDelivery(
-            self.pool,
-            build_delivery_client(self.slack.bot_token, self.slack.api_url, self._delivery_session),
+            pool,
+            build_delivery_client(slack.bot_token, slack.api_url, self._delivery_session),
             on_result=self.metrics.slack_call_result,
             on_latency=self.metrics.observe_slack_call,
         )
         self.incident_notifier = IncidentNotifier(
-            self.pool,
+            pool,
             self.delivery,
             default_channel=self.settings.slack_channel,
             debounce=timedelta(seconds=self.settings.alert_update_debounce_seconds),
@@ -397,7 +418,7 @@ class Runtime:
         )
         self.incident_notifier.start()
         self.event_notifier = EventNotifier(
-            self.pool, self.delivery, default_channel=self.settings.slack_channel, listen=self._listen
+            pool, self.delivery, default_channel=self.settings.slack_channel, listen=self._listen
         )
         self.event_notifier.start()
         self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics)
@@ -413,8 +434,9 @@ class Runtime:
         return f"http://{self.settings.http_host}:{self.http_port}"
 
     async def _healthy(self) -> bool:
+        """What the self-ping reports: the same judgement as /health's 200."""
         report = await self.health_report()
-        return all(part["status"] != "down" for part in report["components"].values())
+        return overall_status(report["components"]) == "ok"
 
     def _on_missed(self, count: int) -> None:
         self.metrics.heartbeats_missed.inc(count)
@@ -446,62 +468,37 @@ class Runtime:
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """For tests and the CLI: wait until the Socket Mode connection is up."""
-        assert self.socket is not None and self.supervisor is not None
+        socket = _started(self.socket, "the Socket Mode handler")
+        supervisor = _started(self.supervisor, "the Socket Mode supervisor")
         deadline = time.monotonic() + timeout
-        while not (self.supervisor.connected and await self.socket.client.is_connected()):
+        while not (supervisor.connected and await socket.client.is_connected()):
             if time.monotonic() > deadline:
                 raise TimeoutError("Socket Mode did not connect")
             await asyncio.sleep(0.02)
 
     async def health_report(self) -> dict:
-        components: dict[str, dict] = {}
-        try:
-            assert self.pool is not None
-            started = time.perf_counter()
-            await database.ping(self.pool)
-            components["database"] = {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
-        except Exception as exc:
-            components["database"] = {"status": "down", "error": type(exc).__name__}
-
-        if self.runs_bot and self.socket is not None and self.supervisor is not None:
-            # check() reads the live connection and updates the supervisor's state and gauge, so
-            # /health and /metrics never disagree.
-            connected = await self.supervisor.check()
-            part: dict = {"status": "up" if connected else "down"}
-            if self.supervisor is not None and not connected and self.supervisor.down_since is not None:
-                part["down_seconds"] = round(time.monotonic() - self.supervisor.down_since, 1)
-            if self.sandbox is not None:
-                part["sandbox"] = self.sandbox.base_url
-            components["socket_mode"] = part
-        else:
-            components["socket_mode"] = {"status": "disabled", "detail": "this process runs the sidecar only"}
-
-        jobs = self.scheduler.get_jobs() if self.scheduler.running else []
-        components["scheduler"] = {
-            "status": "up" if self.scheduler.running else "down",
-            "jobs": sorted(job.id for job in jobs),
-            "next_runs": {job.id: job.next_run_time.isoformat() for job in jobs if job.next_run_time},
-            "last_runs": {job_id: run["at"] for job_id, run in sorted(self.job_runs.items())},
-        }
-        failing = {job_id: run["error"] for job_id, run in self.job_runs.items() if run["error"]}
-        if failing:
-            components["scheduler"]["failing_jobs"] = failing
+        """One entry per part this process runs. Each part is built on its own: a part whose report
+        fails shows as that part `down` (logged once), never as another part's failure."""
+        parts = self._health_parts
+        components: dict[str, dict] = {"database": await parts.build("database", self._database_health)}
+        components["socket_mode"] = await parts.build("socket_mode", self._socket_mode_health)
+        if self.runs_bot:
+            components["slack"] = self._slack_health()
+        components["scheduler"] = await parts.build("scheduler", self._scheduler_health)
         if self.watcher is not None:
-            components["heartbeat_watcher"] = {
-                "status": "up" if self.watcher.running else "down",
-                "last_run": self.watcher.last_run.isoformat() if self.watcher.last_run else None,
-                "missed_total": self.watcher.claimed_total,
+            components["heartbeat_watcher"] = await parts.build("heartbeat_watcher", self._watcher_health)
+        if components["database"]["status"] == "up":  # the rest reads the database
+            pool = _started(self.pool, "the database pool")
+            sub_reports = {
+                "ledger": lambda: self._counts(envelopes.status_counts(pool)),
+                "slack_delivery": self._slack_delivery_health,
+                "webhooks": self._webhook_health,
+                "applications": lambda: self._counts(applications.count_by_state(pool)),
+                "incidents": lambda: self._counts(incidents.count_by_status(pool)),
+                "heroku": self.heroku_health,
             }
-        if components["database"]["status"] == "up":
-            try:
-                components["ledger"] = {"status": "up", **await envelopes.status_counts(self.pool)}
-                components["slack_delivery"] = await self._slack_delivery_health()
-                components["webhooks"] = await self._webhook_health()
-                components["applications"] = {"status": "up", **await applications.count_by_state(self.pool)}
-                components["incidents"] = {"status": "up", **await incidents.count_by_status(self.pool)}
-                components["heroku"] = await self.heroku_health()
-            except Exception as exc:
-                components["ledger"] = {"status": "down", "error": type(exc).__name__}
+            for name, report in sub_reports.items():
+                components[name] = await parts.build(name, report)
         return {
             "version": __version__,
             "mode": self.mode,
@@ -509,13 +506,70 @@ class Runtime:
             "components": components,
         }
 
+    @staticmethod
+    async def _counts(counts: Awaitable[dict[str, int]]) -> dict:
+        return {"status": "up", **await counts}
+
+    async def _database_health(self) -> dict:
+        pool = _started(self.pool, "the database pool")
+        started = time.perf_counter()
+        await database.ping(pool)
+        return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+    async def _socket_mode_health(self) -> dict:
+        if not self.runs_bot or self.socket is None or self.supervisor is None:
+            return {"status": "disabled", "detail": "this process runs the sidecar only"}
+        # check() reads the live connection and updates the supervisor's state and gauge, so
+        # /health and /metrics never disagree.
+        connected = await self.supervisor.check()
+        part: dict = {"status": "up" if connected else "down"}
+        if not connected and self.supervisor.down_since is not None:
+            part["down_seconds"] = round(time.monotonic() - self.supervisor.down_since, 1)
+        if self.sandbox is not None:
+            part["sandbox"] = self.sandbox.base_url
+        return part
+
+    def _slack_health(self) -> dict:
+        """Which Slack this bot talks to. The sandbox next to a real database is `misconfigured`:
+        it works, but nobody in a real workspace hears anything, so /health must not look green."""
+        if self.sandbox is None:
+            return {"status": "up", "api_url": self.settings.slack_api_url}
+        if self.settings.sandbox_on_real_database:
+            return {"status": "misconfigured", "detail": SANDBOX_ON_REAL_DATABASE, "sandbox": self.sandbox.base_url}
+        return {
+            "status": "up",
+            "detail": "sandbox: no Slack tokens; a local try-out with the embedded database",
+            "sandbox": self.sandbox.base_url,
+        }
+
+    async def _scheduler_health(self) -> dict:
+        jobs = self.scheduler.get_jobs() if self.scheduler.running else []
+        part: dict = {
+            "status": "up" if self.scheduler.running else "down",
+            "jobs": sorted(job.id for job in jobs),
+            "next_runs": {job.id: job.next_run_time.isoformat() for job in jobs if job.next_run_time},
+            "last_runs": {job_id: run["at"] for job_id, run in sorted(self.job_runs.items())},
+        }
+        failing = {job_id: run["error"] for job_id, run in self.job_runs.items() if run["error"]}
+        if failing:
+            part["failing_jobs"] = failing
+        return part
+
+    async def _watcher_health(self) -> dict:
+        watcher = _started(self.watcher, "the heartbeat watcher")
+        return {
+            "status": "up" if watcher.running else "down",
+            "last_run": watcher.last_run.isoformat() if watcher.last_run else None,
+            "missed_total": watcher.claimed_total,
+        }
+
     async def _slack_delivery_health(self) -> dict:
         """Down while Slack refuses our token; degraded while a channel refuses us or the backlog waits."""
-        assert self.pool is not None
-        outbox = await notifications.status_counts(self.pool)
-        backlog = await incidents.delivery_backlog(self.pool)
+        pool = _started(self.pool, "the database pool")
+        outbox = await notifications.status_counts(pool)
+        backlog = await incidents.delivery_backlog(pool)
         last = max(
-            (t for t in (await notifications.last_delivery(self.pool), await deliveries.last_success(self.pool)) if t),
+            (t for t in (await notifications.last_delivery(pool), await deliveries.last_success(pool)) if t),
             default=None,
         )
         part: dict = {
@@ -525,7 +579,7 @@ class Runtime:
             "incident_messages_pending": backlog["pending"],
             "incident_messages_failed": backlog["failed"],
         }
-        events_backlog = await platform_events.delivery_backlog(self.pool)
+        events_backlog = await platform_events.delivery_backlog(pool)
         part["event_messages_pending"] = events_backlog["pending"]
         part["event_messages_failed"] = events_backlog["failed"]
         if self.delivery is not None:
@@ -543,11 +597,11 @@ class Runtime:
 
     async def _webhook_health(self) -> dict:
         """When each source last delivered; a source quiet for WEBHOOK_SILENCE_HOURS is "silent"."""
-        assert self.pool is not None
+        pool = _started(self.pool, "the database pool")
         now = datetime.now(timezone.utc)
         limit = timedelta(hours=self.settings.webhook_silence_hours)
         sources: dict[str, dict] = {}
-        for name, last in (await envelopes.last_received_by_source(self.pool, sorted(SOURCES))).items():
+        for name, last in (await envelopes.last_received_by_source(pool, sorted(SOURCES))).items():
             configured = self.webhook_secrets().get(SOURCES[name].SECRET_ENV) is not None
             entry: dict = {"configured": configured, "last_received": last.isoformat() if last else None}
             if last is not None and now - last > limit:
@@ -560,10 +614,10 @@ class Runtime:
     async def heroku_health(self) -> dict:
         """Heroku monitoring: apps, last successful poll, last error, rate-limit remaining.
         `disabled` without an API key or apps; `degraded` while polls fail (Slack still works)."""
-        assert self.heroku is not None
-        active, why = await self.heroku.activity()
-        status = self.heroku.status
-        settings = await self.heroku.settings()
+        heroku = _started(self.heroku, "Heroku monitoring")
+        active, why = await heroku.activity()
+        status = heroku.status
+        settings = await heroku.settings()
         part: dict = {
             "status": "up" if active else "disabled",
             "apps": list(settings.apps),
@@ -572,7 +626,7 @@ class Runtime:
             "last_poll": status.last_cycle_at.isoformat() if status.last_cycle_at else None,
             "last_successful_poll": status.last_success_at.isoformat() if status.last_success_at else None,
             "last_error": status.last_error,
-            "rate_limit_remaining": self.heroku.client.budget.remaining,
+            "rate_limit_remaining": heroku.client.budget.remaining,
             "requests_last_cycle": status.requests_last_cycle,
         }
         if why:
@@ -580,31 +634,31 @@ class Runtime:
         if active and status.errors_by_app:
             part["status"] = "degraded"
             part["errors"] = dict(status.errors_by_app)
-        if self.heroku.client.budget.remaining is not None:
-            self.metrics.heroku_rate_limit.set(self.heroku.client.budget.remaining)
+        if heroku.client.budget.remaining is not None:
+            self.metrics.heroku_rate_limit.set(heroku.client.budget.remaining)
         return part
 
     async def status_report(self) -> dict:
         """`GET /api/status`: what Pulser watches and how it stands, for scripts and dashboards."""
-        assert self.pool is not None
+        pool = _started(self.pool, "the database pool")
         return {
             "version": __version__,
             "mode": self.mode,
-            "applications": await applications.count_by_state(self.pool),
-            "incidents": await incidents.count_by_status(self.pool),
+            "applications": await applications.count_by_state(pool),
+            "incidents": await incidents.count_by_status(pool),
             "heroku": await self.heroku_health(),
             "webhooks": await self._webhook_health(),
         }
 
     async def delivery_report(self) -> dict:
         """`GET /api/delivery`: webhooks in, Slack out, and what is stuck in between."""
-        assert self.pool is not None
+        pool = _started(self.pool, "the database pool")
         since = datetime.now(timezone.utc) - timedelta(hours=1)
         return {
             "webhooks": await self._webhook_health(),
             "slack": await self._slack_delivery_health(),
-            "last_hour": await deliveries.summary_since(self.pool, since),
-            "recent_failures": await deliveries.recent_failures(self.pool, limit=20),
+            "last_hour": await deliveries.summary_since(pool, since),
+            "recent_failures": await deliveries.recent_failures(pool, limit=20),
         }
 
     async def stop(self) -> None:

@@ -131,6 +131,7 @@ class Settings:
     github_token: str | None = field(default=None, repr=False)  # deploys: workflow_dispatch
     github_api_url: str = "https://api.github.com"
     deploy_webhook_secret: str | None = field(default=None, repr=False)  # deploys: signs generic deploy webhooks
+    sandbox: bool | None = None  # PULSER_SANDBOX: True/False when chosen, None when left to the defaults
 
     @property
     def public_base_url(self) -> str:
@@ -138,8 +139,29 @@ class Settings:
 
     @property
     def use_sandbox(self) -> bool:
-        """Both Slack tokens unset: run against the local emulator instead of Slack."""
-        return not self.slack_bot_token and not self.slack_app_token
+        """Run against the local Slack emulator: chosen with PULSER_SANDBOX=1, or nothing at all is
+        configured (no tokens, no DATABASE_URL: the quickstart). Tokens missing next to a real
+        database look like a secret that failed to mount, not like a try-out."""
+        if self.slack_bot_token or self.slack_app_token:
+            return False
+        if self.sandbox is not None:
+            return self.sandbox
+        return self.database_url is None
+
+    @property
+    def sandbox_on_real_database(self) -> bool:
+        """The sandbox chosen next to a real DATABASE_URL: fine for a look, never a healthy deployment."""
+        return self.use_sandbox and self.database_url is not None
+
+    def slack_start_problem(self) -> str | None:
+        """Why a process that runs the bot cannot start (one line naming what to set), or None."""
+        if self.slack_bot_token or self.use_sandbox:
+            return None
+        why = "PULSER_SANDBOX=0 is set" if self.sandbox is False else "DATABASE_URL is set"
+        return (
+            f"SLACK_BOT_TOKEN and SLACK_APP_TOKEN are unset and {why}: set both tokens"
+            " (a secret that did not mount?), or PULSER_SANDBOX=1 to run against the local Slack sandbox"
+        )
 
     @property
     def use_embedded_postgres(self) -> bool:
@@ -176,6 +198,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if bool(bot_token) != bool(app_token):
         missing = "SLACK_APP_TOKEN" if bot_token else "SLACK_BOT_TOKEN"
         raise SettingsError(missing, "", "set both SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or neither (sandbox)")
+
+    sandbox = env.get("PULSER_SANDBOX", None, _flag("PULSER_SANDBOX"))
+    if sandbox and bot_token:
+        raise SettingsError(
+            "PULSER_SANDBOX", "1", "the sandbox stands in for Slack: unset SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or PULSER_SANDBOX"
+        )
 
     api_url = env.get("SLACK_API_URL", "https://slack.com/api/", _http_url("SLACK_API_URL"))
     if not api_url.endswith("/"):
@@ -241,6 +269,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         webhook_silence_hours=env.get(
             "WEBHOOK_SILENCE_HOURS", 24, _int_between("WEBHOOK_SILENCE_HOURS", 1, 720, "hours")
         ),
+        sandbox=sandbox,
     )
 
 
@@ -273,6 +302,20 @@ def _int_between(name: str, low: int, high: int, unit: str) -> Callable[[str], i
         if not low <= value <= high:
             raise SettingsError(name, raw, allowed)
         return value
+
+    return parse
+
+
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
+
+
+def _flag(name: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        value = raw.lower()
+        if value not in _YES + _NO:
+            raise SettingsError(name, raw, "expected 1 or 0 (also true/false, yes/no, on/off)")
+        return value in _YES
 
     return parse
 

@@ -55,6 +55,17 @@ def test_a_bad_secret_url_stops_start_up_without_printing_the_secret():
     assert "0f3c9c8e" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "bot"])
+def test_a_real_database_without_slack_tokens_refuses_to_start_with_one_line(command):
+    # Both tokens missing next to a real database: most likely a secret that did not mount.
+    result = run_cli(command, env=pulser_env(DATABASE_URL="postgresql://pulser@127.0.0.1:1/pulser"), timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pulser: SLACK_BOT_TOKEN and SLACK_APP_TOKEN are unset")
+    assert "PULSER_SANDBOX=1" in lines[0]
+
+
 def test_version_prints_the_version():
     result = run_cli("--version", env=pulser_env())
     assert result.returncode == 0 and result.stdout.startswith("pulser 0.")

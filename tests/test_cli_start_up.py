@@ -54,7 +54,7 @@ def held_port():
 
 def test_a_taken_http_port_stops_start_up_with_one_line_naming_pulser_http_port(database_url, held_port):
     result = run_cli("run", env=pulser_env(DATABASE_URL=database_url, PULSER_HTTP_PORT=str(held_port),
-                                           PULSER_SANDBOX_PORT="0"), timeout=120)
+                                           PULSER_SANDBOX="1", PULSER_SANDBOX_PORT="0"), timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     [failed] = [line for line in log_lines(result.stderr) if line["event"] == "pulser.start_failed"]
@@ -64,7 +64,7 @@ def test_a_taken_http_port_stops_start_up_with_one_line_naming_pulser_http_port(
 
 def test_a_taken_sandbox_port_stops_start_up_with_one_line_naming_pulser_sandbox_port(database_url, held_port):
     result = run_cli("run", env=pulser_env(DATABASE_URL=database_url, PULSER_HTTP_PORT="0",
-                                           PULSER_SANDBOX_PORT=str(held_port)), timeout=120)
+                                           PULSER_SANDBOX="1", PULSER_SANDBOX_PORT=str(held_port)), timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     [failed] = [line for line in log_lines(result.stderr) if line["event"] == "pulser.start_failed"]

@@ -42,7 +42,9 @@ def test_a_bad_public_url_shows_an_example_of_a_public_url_not_of_slack_api_url(
 
 async def test_pulser_without_tokens_binds_the_sandbox_where_the_settings_say(database_url):
     port = free_port()
-    settings = make_settings(DATABASE_URL=database_url, PULSER_SANDBOX_HOST="0.0.0.0", PULSER_SANDBOX_PORT=str(port))
+    settings = make_settings(
+        DATABASE_URL=database_url, PULSER_SANDBOX="1", PULSER_SANDBOX_HOST="0.0.0.0", PULSER_SANDBOX_PORT=str(port)
+    )
     runtime = Runtime(settings, "run", metrics=Metrics("test"))
     await runtime.start()
     try:

@@ -77,3 +77,19 @@ def test_the_ping_url_is_treated_as_a_secret():
     settings = make_settings(PULSER_SELF_PING_URL="https://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278")
     assert "https://hc-ping.com/5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278" in settings.secrets()
     assert "5bf66975" not in repr(settings)
+
+
+async def test_a_sandbox_pulser_on_a_real_database_does_not_ping_its_check(database_url, outside_check):
+    # /health answers 503 there; the dead-man's switch must not say otherwise.
+    url, pings = outside_check
+    settings = make_settings(
+        DATABASE_URL=database_url, PULSER_SANDBOX="1", PULSER_SANDBOX_PORT="0", PULSER_SELF_PING_URL=url
+    )
+    runtime = Runtime(settings, "run", metrics=Metrics("test"))
+    await runtime.start()
+    try:
+        await runtime.wait_connected(timeout=30)
+        assert await runtime.self_ping.run_once() == "skipped"
+    finally:
+        await runtime.stop()
+    assert pings == []

@@ -123,3 +123,33 @@ def test_a_secret_pasted_into_an_ordinary_variable_is_not_echoed():
 def test_an_unparsable_url_stops_start_up_with_one_line(value):
     message = _error({"SLACK_API_URL": value})
     assert message.startswith("invalid SLACK_API_URL=") and "http:// or https://" in message
+
+
+# --- the sandbox only by choice, or when nothing at all is configured --------------------------
+
+
+def test_no_tokens_with_a_database_url_is_not_the_sandbox_unless_chosen():
+    dsn = "postgresql://pulser@db.internal:5432/pulser"
+    assert not load_settings({"DATABASE_URL": dsn}).use_sandbox, "a secret that failed to mount is not a try-out"
+    assert load_settings({"DATABASE_URL": dsn, "PULSER_SANDBOX": "1"}).use_sandbox
+
+
+def test_a_database_url_without_tokens_is_a_start_up_problem_naming_what_to_set():
+    problem = load_settings({"DATABASE_URL": "postgresql://pulser@db.internal:5432/pulser"}).slack_start_problem()
+    assert problem is not None and "\n" not in problem
+    assert "SLACK_BOT_TOKEN" in problem and "SLACK_APP_TOKEN" in problem and "PULSER_SANDBOX=1" in problem
+
+
+def test_the_sandbox_chosen_together_with_tokens_is_a_bad_value():
+    message = _error({"PULSER_SANDBOX": "1", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
+    assert message.startswith("invalid PULSER_SANDBOX=") and "SLACK_BOT_TOKEN" in message
+
+
+def test_a_pulser_sandbox_that_is_not_a_yes_or_no_is_a_bad_value():
+    message = _error({"PULSER_SANDBOX": "maybe"})
+    assert message.startswith("invalid PULSER_SANDBOX='maybe'") and "1" in message and "0" in message
+
+
+def test_pulser_sandbox_0_with_nothing_else_set_is_a_start_up_problem():
+    settings = load_settings({"PULSER_SANDBOX": "0"})
+    assert not settings.use_sandbox and settings.slack_start_problem() is not None

@@ -138,3 +138,57 @@ async def test_health_shows_each_scheduled_jobs_last_run(pulser):
 async def _with_last_run(pulser, job_id):
     report = await pulser.health_report()
     return report if job_id in report["components"]["scheduler"]["last_runs"] else None
+
+
+# --- each part of /health reports its own failure -----------------------------------------------
+
+
+async def _break_the_applications_report(sidecar: Runtime) -> None:
+    # A real failure of one sub-report: the table it reads is gone (a half-applied migration).
+    await sidecar.pool.execute("ALTER TABLE applications RENAME TO applications_elsewhere")
+
+
+async def test_a_sub_report_that_fails_shows_under_its_own_name(sidecar, http):
+    await _break_the_applications_report(sidecar)
+    response = await http.get("/health")
+    assert response.status_code == 503
+    components = response.json()["components"]
+    assert components["applications"] == {"status": "down", "error": "UndefinedTableError"}
+    assert components["ledger"]["status"] == "up", "the ledger answered; it is not the part that failed"
+    assert components["slack_delivery"]["status"] != "down"
+
+
+async def test_a_failing_sub_report_is_logged_once_while_it_keeps_failing(sidecar, http):
+    import structlog
+
+    await _break_the_applications_report(sidecar)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            assert (await http.get("/health")).status_code == 503
+    failed = [entry for entry in logs if entry["event"] == "health.part_failed"]
+    assert len(failed) == 1
+    assert failed[0]["part"] == "applications" and "UndefinedTableError" in failed[0]["error"]
+
+
+# --- the sandbox next to a real database is never healthy ---------------------------------------
+
+
+async def test_the_sandbox_on_a_real_database_makes_health_503_degraded(database_url):
+    settings = make_settings(DATABASE_URL=database_url, PULSER_SANDBOX="1", PULSER_SANDBOX_PORT="0")
+    runtime = Runtime(settings, "run", metrics=Metrics("test"))
+    await runtime.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.http_port}", timeout=5) as client:
+            response = await client.get("/health")
+    finally:
+        await runtime.stop()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["components"]["slack"]["status"] == "misconfigured"
+    assert body["components"]["slack"]["detail"].startswith("sandbox: no Slack tokens")
+
+
+async def test_waiting_for_socket_mode_in_a_sidecar_says_it_does_not_run_there(sidecar):
+    with pytest.raises(RuntimeError, match="Socket Mode handler is not running"):
+        await sidecar.wait_connected(timeout=1)
