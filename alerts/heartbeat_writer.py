@@ -196,16 +196,9 @@ class HeartbeatWriter:
                 await applications.save_clocks(conn, [(clocks[u], durations.get(u)) for u in changed])
                 await heartbeats.insert_heartbeats(conn, rows)
                 await notifications.enqueue_notifications(conn, outbox)
-                # A watcher sleeps until the earliest deadline it knows; only a deadline that appears
-                # or moves earlier can be one it would sleep past. (Steady heartbeats move them later.)
-                earlier = [
-                    clocks[u].next_deadline
-                    for u in changed
-                    if clocks[u].next_deadline is not None
-                    and (locked[u].next_deadline is None or clocks[u].next_deadline < locked[u].next_deadline)
-                ]
-                if earlier:
-                    await applications.notify_deadline(conn, min(earlier))
+                woken = [clocks[u].next_deadline for u in changed if _wakes_watcher(locked[u], clocks[u])]
+                if woken:
+                    await applications.notify_deadline(conn, min(woken))
             # Committed: answer now, without waiting for the connection's reset on release.
             self._committed(batch, results, written=len(rows), notified=len(outbox))
 
@@ -232,6 +225,21 @@ class HeartbeatWriter:
         for _, future in batch:
             if not future.done():
                 future.set_exception(exc)
+
+
+def _wakes_watcher(before: AppClock, after: AppClock) -> bool:
+    """Whether a watcher's plan may not include this deadline, so it must be told.
+
+    A watcher sleeps until the earliest deadline of the apps that are `up`. A deadline it could
+    sleep past is one that appears (a first heartbeat, a recovery, a resume) or moves earlier;
+    steady heartbeats only move deadlines later and wake nobody. A recovered app's row still holds
+    the deadline it missed, which is in the past, so "earlier than before" is no test for it.
+    """
+    if after.state != "up" or after.next_deadline is None:
+        return False
+    if before.state != "up" or before.next_deadline is None:
+        return True
+    return after.next_deadline < before.next_deadline
 
 
 def _status(clock: AppClock, now: datetime) -> str:
