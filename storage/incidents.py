@@ -280,8 +280,32 @@ async def message_rendered(
 ) -> None:
     """Record a successful post/update. If the incident changed while we were sending, schedule the
     next render one debounce later; if someone rescheduled the message meanwhile, keep theirs. The
-    first post also arms escalation."""
-    await pool.execute(
+    first post also arms escalation.
+
+    The incident row is locked first. A repeat commits its version bump and its `schedule_render`
+    together; without the lock this UPDATE could read the version from before that commit, wait on
+    the message row the repeat holds, then clear the schedule the repeat kept for it — and the
+    message would show the count before the last repeats until the next one came.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT 1 FROM incidents WHERE id = (SELECT incident_id FROM incident_messages WHERE id = $1) FOR SHARE",
+            message_id,
+        )
+        await _record_render(conn, message_id, version, claimed_until, channel, ts, now, debounce)
+
+
+async def _record_render(
+    conn: asyncpg.Connection,
+    message_id: int,
+    version: int,
+    claimed_until: datetime,
+    channel: str | None,
+    ts: str | None,
+    now: datetime,
+    debounce: timedelta,
+) -> None:
+    await conn.execute(
         """
         UPDATE incident_messages m
            SET slack_channel = coalesce(m.slack_channel, $3),
