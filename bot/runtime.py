@@ -698,11 +698,11 @@ class Runtime:
             await self.home_refresher.stop()
             self.home_refresher = None
         if self.supervisor is not None:
-            await self.supervisor.stop()
+            await _bounded("supervisor", self.supervisor.stop())
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()
         if self.socket is not None:
-            await self.socket.close_async()
+            await _bounded("socket_close", self.socket.close_async())
             self.socket = None
             self.metrics.socket_connected.set(0)
         if self.scheduler.running:
@@ -716,7 +716,10 @@ class Runtime:
         if self.deploys is not None:
             await self.deploys.close()
         if self.pool is not None:
-            await self.pool.close()
+            # close() waits for every connection to be released; a job still inside a query
+            # (the scheduler does not wait for running jobs) must not keep the process alive.
+            if not await _bounded("database_pool", self.pool.close()):
+                self.pool.terminate()
             self.pool = None
         if self.sandbox is not None:
             await self.sandbox.stop()
@@ -726,3 +729,13 @@ class Runtime:
             self.embedded = None
         log.info("pulser.stopped", mode=self.mode)
 
+
+async def _bounded(step: str, awaitable: Awaitable[object], timeout: float = 10.0) -> bool:
+    """Await one shutdown step for at most `timeout` seconds; False (and a warning) if it did not
+    finish, so one stuck part never keeps a stopping process alive."""
+    try:
+        await asyncio.wait_for(awaitable, timeout)
+        return True
+    except asyncio.TimeoutError:
+        log.warning("shutdown.step_timed_out", step=step, seconds=timeout)
+        return False

@@ -79,6 +79,8 @@ def read_frame(raw: str) -> Frame:
         message = json.loads(raw)
     except ValueError:
         return Frame(message=None, raw=raw, problem="frame is not valid JSON")
+    except RecursionError:
+        return Frame(message=None, raw=raw, problem="frame is nested too deeply")
     return Frame(message=message, raw=raw, problem=envelope_problem(message))
 
 

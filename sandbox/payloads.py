@@ -1,8 +1,8 @@
 """Builders for the Socket Mode envelopes Slack sends: slash commands, interactivity, events.
 
 Pure functions with every workspace detail passed in, so tests can build an envelope once and
-send it twice (duplicate delivery), and so the shapes can be checked against the reference
-samples in shared/reference/slack/ without starting a server. Field sets follow those samples;
+send it twice (duplicate delivery), and so the shapes can be checked against Slack's published
+sample payloads without starting a server. Field sets follow those samples;
 Bolt routes on ``command`` (slash), ``type`` + ``actions`` / ``view.callback_id``
 (interactive) and ``type == "event_callback"`` + ``event.type`` (events).
 """

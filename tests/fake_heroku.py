@@ -1,6 +1,6 @@
 """`FakeHeroku`: a local Heroku Platform API v3 for tests, served by aiohttp on 127.0.0.1.
 
-It speaks the protocol facts in /work/shared/reference/heroku/README.md — the Accept header (406
+It speaks the protocol facts of Heroku's Platform API reference — the Accept header (406
 without it), bearer auth (401), `RateLimit-Remaining` on every response, 429 `rate_limit` when the
 budget is spent, Range paging with 206 + `Next-Range`, `{"id", "message"}` error bodies — and
 answers with the field sets of the `api-*.schema-example.json` files. Tests arrange state with

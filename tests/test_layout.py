@@ -1,4 +1,5 @@
-"""The design's layering (DESIGN.md §3), checked on the source: arrows point down, never up."""
+"""The layering (the README's Layout), checked on the source: arrows point down, never up; and
+the repository stands alone."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def test_a_package_imports_only_what_is_below_it(package):
         if bad:
             wrong[str(path.relative_to(REPO))] = sorted(bad)
     assert wrong == {}
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    """A fresh clone has only itself: no file may send a reader to a sibling folder of notes."""
+    suffixes = {".py", ".md", ".toml", ".txt", ".yml", ".yaml", ".sql", ".json", ".cfg", ""}
+    outside = ("../shared", "shared/reference", "/work/")
+    offenders = []
+    for path in sorted(REPO.rglob("*")):
+        relative = path.relative_to(REPO)
+        hidden = relative.parts[0].startswith(".") and relative.parts[0] != ".ci"  # venv, git, caches
+        built = relative.parts[0].endswith(".egg-info") or "__pycache__" in relative.parts
+        if not path.is_file() or hidden or built or path.suffix not in suffixes or path == Path(__file__):
+            continue
+        text = path.read_text(errors="ignore")
+        offenders += [f"{relative}: {marker}" for marker in outside if marker in text]
+    assert offenders == []
