@@ -275,7 +275,10 @@ def describe_action(service: DeployService | ServiceSpec) -> str:
 
 
 def _http_url(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1" and the like: not a URL at all
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
 
 

@@ -29,7 +29,7 @@ from alerts.applications import effective_status
 from alerts.heartbeat_rules import apply_heartbeat
 from storage import applications, heartbeats, notifications
 from storage.applications import AppClock
-from storage.database import DATABASE_ERRORS
+from storage.database import is_database_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -160,7 +160,7 @@ class HeartbeatWriter:
             self._fail(batch, HeartbeatRejected(str(exc)))
         except Exception as exc:
             self.failed_batches += 1
-            if isinstance(exc, DATABASE_ERRORS):
+            if is_database_unavailable(exc):  # an outage, not a bug: no trace
                 log.warning("heartbeat_writer.batch_failed", size=len(batch), error=f"{type(exc).__name__}: {exc}")
             else:
                 log.exception("heartbeat_writer.batch_failed", size=len(batch))

@@ -60,6 +60,12 @@ class NormalizedAlert:
       "<source>." prefix (a dot can never occur in a Prometheus label name, so they never collide).
     - `occurred_at`: the sender's claim of when it happened, tz-aware UTC. The server's receipt time
       is recorded separately by the ledger and is the truth for windows.
+    - `severity_is_current`: True when the severity is the problem's *current state* (a Sentry
+      metric alert going critical → warning, an Alertmanager alert's severity label, a generic
+      alert that says so), so its incident follows the latest occurrence down as well as up. False
+      (the default) when each occurrence only shows how bad the problem can get — a warning-level
+      event of a Sentry issue that also raised errors does not make that issue less bad — and the
+      incident keeps the highest severity seen.
     """
 
     source: str
@@ -73,6 +79,7 @@ class NormalizedAlert:
     occurred_at: datetime
     status: str = "firing"
     link: str | None = None
+    severity_is_current: bool = False
     # hash=False: dicts are unhashable, and equal alerts with equal tags still compare equal.
     tags: dict[str, str] = field(default_factory=dict, hash=False)
 

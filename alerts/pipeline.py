@@ -7,7 +7,10 @@ so a firing and a resolved alert for one problem never interleave, and the parti
 
 What happens to an alert with key K (window = ALERT_GROUP_WINDOW_MINUTES):
 - firing, K's incident is firing and was seen within the window → a repeat: count, last seen,
-  severity (a prod spike bumps one level), messages updated in place after a debounce;
+  severity (a prod spike bumps one level), messages updated in place after a debounce — at once,
+  with a note in each posted message's thread, when the severity changed. The severity is the
+  highest seen, or the latest one for alerts whose severity is a current state
+  (`NormalizedAlert.severity_is_current`: Sentry metric alerts, Alertmanager labels);
 - firing, K's incident resolved within the window → the same incident reopens (flapping stays one
   message);
 - firing, K's incident is older than that → it closes as "expired" and a new incident opens;
@@ -29,10 +32,12 @@ import asyncpg
 import structlog
 
 from alerts import matchers, routing
-from alerts.normalized import NormalizedAlert, bump_severity, group_key, max_severity
+from alerts.normalized import NormalizedAlert, bump_severity, group_key, max_severity, severity_rank
 from alerts.sources import SOURCES
+from blocks.incidents import severity_change_reply
 from storage import envelopes, incidents, notifications, routing_rules, silences
 from storage.envelopes import Envelope
+from storage.notifications import NewNotification
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +90,8 @@ class AlertPipeline:
         sorted order (a stable sort keeps one key's alerts in sender order), so two envelopes
         sharing keys cannot deadlock."""
         source = SOURCES[envelope.source]
-        alerts = sorted(source.parse(envelope.headers or {}, envelope.payload), key=group_key)
+        parsed = source.parse(envelope.headers or {}, envelope.payload, received_at=envelope.received_at)
+        alerts = sorted(parsed, key=group_key)
         async with self.pool.acquire() as conn, conn.transaction():
             results = [await self._ingest(conn, alert, envelope.received_at) for alert in alerts]
             await envelopes.mark_processed(conn, envelope.id)
@@ -196,7 +202,7 @@ class AlertPipeline:
         self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime, default_channel: str
     ) -> IngestResult:
         changes = self._occurrence_changes(current, alert, now)
-        severity = changes.get("severity", current["severity"])
+        severity = changes["severity"]
         labels = matchers.alert_labels(alert, severity)
         changes["labels"] = labels
         notify_now = False
@@ -208,16 +214,56 @@ class AlertPipeline:
         assert incident is not None
         await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
         if incident["suppressed_by"] is None:
-            # Routes are decided when an incident opens; a severity that rose (or a silence that
-            # ended) may now match more of them, and those channels get their message.
-            routes = await self._routes(conn, alert, severity, current["default_channel"] or default_channel)
-            added = await incidents.add_messages(conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+            added = await self._add_routed_messages(conn, current, alert, severity, default_channel, now)
             notify_now = added > 0 or severity != current["severity"]
         if notify_now:
             await incidents.render_now(conn, incident["id"], now=now)
         else:
             await incidents.schedule_render(conn, incident["id"], now=now, debounce=self.debounce_for(incident["count"]))
+        await self._note_severity_change(conn, current, incident, alert)
         return IngestResult(incident["id"], "repeat")
+
+    async def _add_routed_messages(
+        self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, severity: str, default_channel: str,
+        now: datetime,
+    ) -> int:
+        """Messages for routes the incident has no message for yet; how many were added.
+
+        Routes are decided when an incident opens; a severity that rose (or a silence that ended)
+        may now match more of them, and those channels get their message. A severity that fell
+        adds none and removes none: the channels that have the incident keep following it (their
+        messages show the new severity), and a channel that never saw it is not told mid-way."""
+        was_posted = current["suppressed_by"] is None
+        if was_posted and severity_rank(severity) < severity_rank(current["severity"]):
+            return 0
+        routes = await self._routes(conn, alert, severity, current["default_channel"] or default_channel)
+        return await incidents.add_messages(conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+
+    async def _note_severity_change(
+        self, conn: asyncpg.Connection, before: dict, after: dict, alert: NormalizedAlert
+    ) -> None:
+        """A reply in the thread of each posted message when the severity changed, saying from what
+        to what and why. The message itself only shows the new severity, and whoever is already on a
+        page should not have to notice that its label quietly went from critical to medium (or back)."""
+        if after["severity"] == before["severity"]:
+            return
+        reply = severity_change_reply(
+            before["severity"],
+            after["severity"],
+            raised=severity_rank(after["severity"]) > severity_rank(before["severity"]),
+            source=alert.source,
+            spike=before["spiked_at"] is None and after["spiked_at"] is not None,
+        )
+        rows = [
+            NewNotification("incident_reply", None, {"message_id": message["id"], "message": reply}, after["id"])
+            for message in await incidents.messages_for(conn, after["id"])
+            if message["slack_ts"]
+        ]
+        await notifications.enqueue_notifications(conn, rows)
+        log.info(
+            "incident.severity_changed", incident_id=after["id"], before=before["severity"], after=after["severity"],
+            replies=len(rows),
+        )
 
     async def _reopen(self, conn: asyncpg.Connection, current: dict, alert: NormalizedAlert, now: datetime) -> IngestResult:
         changes = self._occurrence_changes(current, alert, now)
@@ -235,6 +281,7 @@ class AlertPipeline:
         await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
         await incidents.render_now(conn, incident["id"], now=now)
         await incidents.rearm_escalation(conn, incident["id"], now=now)
+        await self._note_severity_change(conn, current, incident, alert)
         log.info("incident.reopened", incident_id=incident["id"], times=incident["reopened_count"])
         return IngestResult(incident["id"], "reopened")
 
@@ -273,16 +320,25 @@ class AlertPipeline:
         return min(max(base * (1 + count // 20), base), MAX_DEBOUNCE) if base else base
 
     def _occurrence_changes(self, current: dict, alert: NormalizedAlert, now: datetime) -> dict:
-        """Count, last seen, latest text, and the severity (spike bump included) after one more occurrence."""
+        """Count, last seen, latest text, and the severity (spike bump included) after one more occurrence.
+
+        The source's severity is the highest seen — an issue's warning-level event does not make it
+        less bad — unless the alert's severity is a current state (`severity_is_current`): then the
+        latest one counts, down as well as up. A spike's bump stays on top of either."""
         window_start, window_count = current["spike_window_start"], current["spike_window_count"] + 1
         if now - window_start > self.settings.spike_window:
             window_start, window_count = now, 1
-        source_severity = max_severity(current["source_severity"], alert.severity)
+        if alert.severity_is_current:
+            source_severity = alert.severity
+        else:
+            source_severity = max_severity(current["source_severity"], alert.severity)
         spiked_at = current["spiked_at"]
         if spiked_at is None and alert.env == PRODUCTION and window_count >= self.settings.spike_count:
             spiked_at = now
             log.warning("incident.spike", incident_id=current["id"], count=window_count)
         severity = bump_severity(source_severity) if spiked_at is not None else source_severity
+        if not alert.severity_is_current:
+            severity = max_severity(severity, current["severity"])
         return {
             "count": current["count"] + 1,
             "last_seen": max(now, current["last_seen"]),
@@ -291,7 +347,7 @@ class AlertPipeline:
             "link": alert.link or current["link"],
             "last_alert": alert.to_json_dict(),
             "source_severity": source_severity,
-            "severity": max_severity(severity, current["severity"]),
+            "severity": severity,
             "spike_window_start": window_start,
             "spike_window_count": window_count,
             "spiked_at": spiked_at,

@@ -234,7 +234,10 @@ def _severity(value: Any, errors: dict[str, str]) -> str | None:
 def _link(value: str, errors: dict[str, str]) -> str | None:
     if not value or "link" in errors:
         return None
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:  # "http://[::1" and the like: not a URL at all
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value.strip()):
         errors["link"] = "must be an http(s) URL"
         return None

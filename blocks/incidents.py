@@ -521,6 +521,15 @@ def escalation_post(view: IncidentView, target: str, level: int, permalink: str 
     return {"text": fallback, "blocks": blocks}
 
 
+def severity_change_reply(before: str, after: str, *, raised: bool, source: str, spike: bool = False) -> dict:
+    """The thread reply when an incident's severity changes: the message shows only the new label,
+    so this says what it was, what it is now and why — a production spike, or the source's latest
+    alert (a Sentry metric alert going from critical to warning lowers it)."""
+    emoji, verb = (":arrow_up:", "raised") if raised else (":arrow_down:", "lowered")
+    why = "production spike" if spike else f"the latest alert from {escape(source_name(source))}"
+    return {"text": f"{emoji} Severity {verb} {severity_label(before)} → {severity_label(after)}: {why}"}
+
+
 def status_reply(text: str) -> dict:
     """A plain thread reply ("Resolved by the source", "Snooze ended…"); the caller's text is
     Pulser's own wording, so it is not escaped and may carry mentions."""

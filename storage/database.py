@@ -9,8 +9,31 @@ from typing import Awaitable, Callable
 import asyncpg
 
 # What "the database is unavailable" looks like to a caller: refused or dropped connections, a
-# closed pool, a timeout, or a server-side error.
-DATABASE_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# closed pool, a timeout, or a server-side error. InternalClientError is asyncpg's own state
+# machine tripping over a connection the server has just killed ("cannot switch to state 15;
+# another operation is in progress"): a pooled connection whose FATAL arrived while it was idle.
+DATABASE_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not serve the call (answer 503, retry later), not a
+    bug (500). Follows the exception's cause chain: cleanup code (a ROLLBACK on a dead connection,
+    a pool release) often raises something else while handling the original database error.
+    An explicit `raise … from None` hides the cause on purpose and is respected."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DATABASE_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return False
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -12,7 +12,9 @@ import pytest
 from alerts.normalized import NormalizedAlert, group_key
 from alerts.pipeline import AlertPipeline, PipelineSettings
 from alerts.routing import validate_rule
-from storage import incidents, routing_rules, silences
+from alerts.sources import alertmanager
+from storage import incidents, notifications, routing_rules, silences
+from tests.fixtures import load_fixture
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -100,6 +102,108 @@ async def test_repeats_spread_beyond_the_spike_window_do_not_spike(pipeline, poo
     for i in range(12):
         result = await pipeline.ingest(alert(severity="medium"), now=T0 + timedelta(minutes=2 * i))
     assert (await incidents.get_incident(pool, result.incident_id))["spiked_at"] is None
+
+
+# --- severity over an incident's life -------------------------------------------------------------------
+
+
+async def post_due_messages(pool, *, at: datetime) -> None:
+    """What the notifier records when Slack took every due message: claim, then the post (real storage calls)."""
+    lease = timedelta(seconds=60)
+    for message in await incidents.claim_due_messages(pool, now=at, limit=50, lease=lease):
+        incident = await incidents.get_incident(pool, message["incident_id"])
+        await incidents.message_rendered(
+            pool, message["id"], version=incident["version"], claimed_until=at + lease, channel=message["channel"],
+            ts=f"1700000000.{message['id']:06d}", now=at, debounce=timedelta(seconds=2),
+        )  # fmt: skip
+
+
+def current_state(severity: str) -> NormalizedAlert:
+    """An alert whose severity is the problem's current state (a Sentry metric alert, say)."""
+    return alert(severity=severity, severity_is_current=True)
+
+
+async def test_an_ordinary_repeat_at_a_lower_severity_keeps_the_highest_seen(pipeline, pool):
+    opened = await pipeline.ingest(alert(severity="critical"), now=T0)
+    await pipeline.ingest(alert(severity="medium"), now=T0 + timedelta(minutes=1))
+    assert (await incidents.get_incident(pool, opened.incident_id))["severity"] == "critical"
+
+
+async def test_a_current_state_severity_that_falls_lowers_the_incident(pipeline, pool):
+    opened = await pipeline.ingest(current_state("critical"), now=T0)
+    await pipeline.ingest(current_state("medium"), now=T0 + timedelta(minutes=1))
+    incident = await incidents.get_incident(pool, opened.incident_id)
+    assert (incident["severity"], incident["source_severity"]) == ("medium", "medium")
+
+
+async def test_a_current_state_severity_that_rises_again_raises_the_incident_again(pipeline, pool):
+    opened = await pipeline.ingest(current_state("critical"), now=T0)
+    await pipeline.ingest(current_state("medium"), now=T0 + timedelta(minutes=1))
+    await pipeline.ingest(current_state("critical"), now=T0 + timedelta(minutes=2))
+    assert (await incidents.get_incident(pool, opened.incident_id))["severity"] == "critical"
+
+
+async def test_an_alertmanager_resend_with_a_lower_severity_label_lowers_the_incident(pipeline, pool):
+    payload = load_fixture("alertmanager", "captured-v0.25-firing-two-alerts.json")
+    [critical, _] = alertmanager.parse({}, payload)
+    payload["alerts"][0]["labels"]["severity"] = "warning"  # same alert, same fingerprint, calmer label
+    [warning, _] = alertmanager.parse({}, payload)
+    opened = await pipeline.ingest(critical, now=T0)
+    await pipeline.ingest(warning, now=T0 + timedelta(minutes=1))
+    assert (await incidents.get_incident(pool, opened.incident_id))["severity"] == "medium"
+
+
+async def test_a_lowered_severity_updates_the_posted_message_at_once_not_after_the_debounce(pipeline, pool):
+    opened = await pipeline.ingest(current_state("critical"), now=T0)
+    await post_due_messages(pool, at=T0)
+    lowered_at = T0 + timedelta(milliseconds=500)  # well within the 2 s debounce since the post
+    await pipeline.ingest(current_state("medium"), now=lowered_at)
+    [message] = await incidents.messages_for(pool, opened.incident_id)
+    assert message["render_due_at"] == lowered_at
+
+
+async def test_a_lowered_severity_is_told_in_the_thread_of_each_posted_message(pipeline, pool):
+    opened = await pipeline.ingest(current_state("critical"), now=T0)
+    await post_due_messages(pool, at=T0)
+    await pipeline.ingest(current_state("medium"), now=T0 + timedelta(minutes=1))
+    [message] = await incidents.messages_for(pool, opened.incident_id)
+    [reply] = await notifications.claim_due(pool, kinds=notifications.INCIDENT_KINDS)
+    assert (reply["kind"], reply["payload"]["message_id"]) == ("incident_reply", message["id"])
+    assert "Severity lowered [CRITICAL] → [MEDIUM]" in reply["payload"]["message"]["text"]
+
+
+async def test_a_repeat_at_the_same_severity_says_nothing_in_the_thread(pipeline, pool):
+    await pipeline.ingest(current_state("critical"), now=T0)
+    await post_due_messages(pool, at=T0)
+    await pipeline.ingest(current_state("critical"), now=T0 + timedelta(minutes=1))
+    assert await notifications.claim_due(pool, kinds=notifications.INCIDENT_KINDS) == []
+
+
+async def test_a_lowered_severity_keeps_the_channels_it_was_posted_to_and_adds_none(pipeline, pool):
+    pager = validate_rule({"name": "pager", "min_severity": "critical", "channel": "#pager"})
+    await routing_rules.create_rule(pool, pager.as_row(), created_by="U0ALICE")
+    opened = await pipeline.ingest(current_state("critical"), now=T0)
+    await post_due_messages(pool, at=T0)
+    await pipeline.ingest(current_state("medium"), now=T0 + timedelta(minutes=1))
+    messages = await incidents.messages_for(pool, opened.incident_id)
+    assert [(m["channel"], m["slack_ts"] is not None) for m in messages] == [("#pager", True)]
+
+
+async def test_a_spiked_incident_stays_one_level_above_a_current_severity_that_falls(pipeline, pool):
+    for i in range(5):  # spike_count
+        result = await pipeline.ingest(current_state("medium"), now=T0 + timedelta(seconds=i))
+    assert (await incidents.get_incident(pool, result.incident_id))["severity"] == "high"
+    await pipeline.ingest(current_state("low"), now=T0 + timedelta(seconds=10))
+    incident = await incidents.get_incident(pool, result.incident_id)
+    assert incident["severity"] == "medium" and incident["spiked_at"] is not None
+
+
+async def test_a_reopened_incident_takes_the_current_severity_of_the_alert_that_reopened_it(pipeline, pool):
+    opened = await pipeline.ingest(current_state("critical"), now=T0)
+    await pipeline.ingest(alert(status="resolved", severity="info", severity_is_current=True), now=T0 + timedelta(minutes=1))
+    await pipeline.ingest(current_state("medium"), now=T0 + timedelta(minutes=2))
+    incident = await incidents.get_incident(pool, opened.incident_id)
+    assert (incident["status"], incident["severity"]) == ("firing", "medium")
 
 
 async def test_routes_are_read_per_alert_so_a_new_rule_applies_to_the_next_incident(pipeline, pool):

@@ -315,4 +315,5 @@ async def test_the_api_is_a_json_503_while_the_database_is_down(sidecar, http):
     await sidecar.pool.close()
     response = await http.get("/api/applications")
     assert response.status_code == 503
-    assert response.json() == {"error": "database unavailable"}
+    assert response.json() == {"error": "database unavailable", "detail": "the database did not answer; retry later"}
+    assert response.headers["Retry-After"] == "5"

@@ -178,7 +178,8 @@ async def test_a_well_formed_uuid_is_a_json_503_while_the_database_is_down(sidec
     await sidecar.pool.close()
     response = await http.post(f"/heartbeat/{app.uuid}")
     assert response.status_code == 503
-    assert response.json() == {"error": "database unavailable"}
+    assert response.json() == {"error": "database unavailable", "detail": "the database did not answer; retry later"}
+    assert response.headers["Retry-After"] == "5"
 
 
 # --- bodies and client time ---------------------------------------------------------------------

@@ -113,6 +113,25 @@ def test_v3_body_from_a_very_old_alertmanager_is_tolerated():
     assert alertmanager.parse({}, body) == []
 
 
+def test_an_alert_without_starts_at_happened_when_it_was_received():
+    payload = load_fixture("alertmanager", "captured-v0.25-firing-two-alerts.json")
+    del payload["alerts"][0]["startsAt"]
+    received = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    assert alertmanager.parse({}, payload, received_at=received)[0].occurred_at == received
+
+
+def test_a_truncated_alerts_value_that_is_no_count_is_ignored_not_refused():
+    payload = load_fixture("alertmanager", "captured-v0.25-truncated-max-alerts-1.json")
+    payload["truncatedAlerts"] = "some"
+    [alert] = alertmanager.parse({}, payload)
+    assert "alertmanager.truncated_alerts" not in alert.tags
+
+
+def test_an_alerts_severity_label_is_its_current_state():
+    alert = parse_fixture("captured-v0.25-firing-two-alerts.json")[0]
+    assert alert.severity_is_current
+
+
 # --- bad bodies ----------------------------------------------------------------------------------------
 
 

@@ -88,7 +88,9 @@ def test_missing_title_is_refused():
 @pytest.mark.parametrize(
     "field, value, message",
     [("title", 42, "title must be a string, got number"), ("service", ["api"], "service must be a string"),
-     ("status", "open", "status must be one of firing, resolved"), ("link", "ftp://x", "link must be an http"),
+     ("status", "open", "status must be one of firing, resolved"), ("link", 42, "link must be a string"),
+     ("severity_is_current", "yes", "severity_is_current must be true or false, got string"),
+     ("fingerprint", "f" * 201, "fingerprint is longer than 200 characters"),
      ("occurred_at", "2026-11-23T02:00:00", "occurred_at must include a UTC offset"),
      ("occurred_at", "tomorrow", "occurred_at is not an ISO 8601"), ("tags", ["a"], "tags must be an object")],
 )  # fmt: skip
@@ -106,6 +108,70 @@ def test_blank_title_is_refused():
 def test_body_that_is_not_json_is_refused():
     with pytest.raises(PayloadError, match="not valid JSON"):
         generic.decode({}, b"title=Disk full")
+
+
+# --- liberal about values: accepted, and the 202 says what was lost -----------------------------------------
+
+
+def test_a_link_over_3000_characters_is_left_out_and_a_warning_names_the_field_and_the_limit():
+    payload = {"title": "Disk full", "link": "https://ci.example.com/job/42?q=" + "x" * 3000}
+    [alert] = generic.parse({}, payload)
+    assert alert.link is None
+    [warning] = generic.warnings({}, payload)
+    assert warning.startswith("link is longer than 3,000 characters") and "accepted without it" in warning
+
+
+def test_a_link_of_exactly_3000_characters_is_kept_without_a_warning():
+    link = "https://ci.example.com/job/42?q=" + "x" * (3000 - len("https://ci.example.com/job/42?q="))
+    assert generic.parse({}, {"title": "Disk full", "link": link})[0].link == link
+    assert generic.warnings({}, {"title": "Disk full", "link": link}) == []
+
+
+def test_a_link_that_is_not_http_is_left_out_with_a_warning_instead_of_refusing_the_alert():
+    payload = {"title": "Disk full", "link": "ftp://files.example.com/report"}
+    assert generic.parse({}, payload)[0].link is None
+    assert generic.warnings({}, payload) == [
+        "link must be an http(s) URL, got 'ftp://files.example.com/report': the alert was accepted without it"
+    ]
+
+
+def test_whitespace_in_a_link_is_percent_encoded_so_slack_takes_it():
+    [alert] = generic.parse({}, {"title": "Disk full", "link": " HTTPS://ci.example.com/job 42/log "})
+    assert alert.link == "https://ci.example.com/job%2042/log"
+
+
+def test_a_title_over_300_characters_is_cut_and_a_warning_says_so():
+    payload = {"title": "T" * 301}
+    assert generic.parse({}, payload)[0].title == "T" * 300
+    assert generic.warnings({}, payload) == ["title is longer than 300 characters (301): it was cut to 300"]
+
+
+def test_two_long_titles_that_differ_only_after_the_cut_stay_two_problems():
+    first = generic.parse({}, {"title": "T" * 300 + "A"})[0]
+    second = generic.parse({}, {"title": "T" * 300 + "B"})[0]
+    assert first.fingerprint != second.fingerprint
+
+
+def test_a_description_over_10000_characters_is_cut_and_a_warning_says_so():
+    payload = {"title": "Disk full", "description": "d" * 10_001}
+    assert len(generic.parse({}, payload)[0].description) == 10_000
+    assert generic.warnings({}, payload) == ["description is longer than 10,000 characters (10,001): it was cut to 10,000"]
+
+
+def test_a_tag_named_like_one_of_the_alerts_own_labels_is_warned_about():
+    payload = {"title": "Disk full", "tags": {"env": "prod", "team": "payments"}}
+    assert generic.warnings({}, payload) == [
+        "tags.env is hidden by the alert's own env label, which silences and rules match; send it as the top-level env field"
+    ]
+
+
+def test_the_full_example_goes_through_whole_without_warnings():
+    assert generic.warnings({}, load_fixture("generic", "full.json")) == []
+
+
+def test_severity_is_current_is_false_unless_the_sender_says_so():
+    assert not generic.parse({}, {"title": "Disk full"})[0].severity_is_current
+    assert generic.parse({}, {"title": "Disk full", "severity_is_current": True})[0].severity_is_current
 
 
 # --- token ---------------------------------------------------------------------------------------------------

@@ -118,6 +118,36 @@ def test_ping_and_unused_events_are_not_alerts():
     assert github.parse(event("push"), {"ref": "refs/heads/main"}) == []
 
 
+# --- being liberal: what GitHub may leave out ---------------------------------------------------------------
+
+RECEIVED = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+def test_a_failed_run_without_the_top_level_repository_names_the_runs_own():
+    payload = load_fixture("github", "workflow_run-completed-failure.json")
+    del payload["repository"]
+    [alert] = github.parse(event("workflow_run"), payload)
+    assert alert.service == "octo-org/octo-repo"
+
+
+def test_a_failed_run_without_dates_happened_when_it_was_received():
+    payload = load_fixture("github", "workflow_run-completed-failure.json")
+    for key in ("updated_at", "run_started_at", "created_at"):
+        del payload["workflow_run"][key]
+    [alert] = github.parse(event("workflow_run"), payload, received_at=RECEIVED)
+    assert alert.occurred_at == RECEIVED
+
+
+def test_a_failed_deployment_without_its_deployment_object_or_ids_still_fires():
+    payload = load_fixture("github", "deployment_status-created-failure.json")
+    del payload["deployment"]
+    del payload["deployment_status"]["id"]
+    del payload["deployment_status"]["created_at"]
+    del payload["deployment_status"]["updated_at"]
+    [alert] = github.parse(event("deployment_status"), payload, received_at=RECEIVED)
+    assert (alert.status, alert.fingerprint, alert.occurred_at) == ("firing", "deployment:production", RECEIVED)
+
+
 # --- bad bodies ------------------------------------------------------------------------------------------
 
 

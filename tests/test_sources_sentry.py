@@ -157,6 +157,211 @@ def test_issue_assigned_and_installation_are_not_alerts():
     assert sentry.parse({"Sentry-Hook-Resource": "installation"}, installation) == []
 
 
+# --- being liberal: what Sentry may leave out -------------------------------------------------------------
+
+RECEIVED = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+# Every published example: Sentry's docs (four resources), two real sentry.io deliveries, two legacy bodies.
+REFERENCE_EXAMPLES = [
+    ("issue-created.json", "issue"),
+    ("zulip-fixture-issue-created.json", "issue"),
+    ("zulip-fixture-issue-resolved.json", "issue"),
+    ("event-alert-triggered.json", "event_alert"),
+    ("error-created.json", "error"),
+    ("metric-alert-resolved.json", "metric_alert"),
+    ("legacy-webhooks-plugin-sentry8.json", None),
+    ("legacy-webhooks-plugin-sentry9.json", None),
+]
+
+
+def parse_without(name: str, resource: str | None, *paths: str):
+    """Parse a fixture with the fields at the dotted `paths` removed (what an older or newer Sentry may omit)."""
+    payload = load_fixture("sentry", name)
+    for path in paths:
+        *parents, last = path.split(".")
+        node = payload
+        for key in parents:
+            node = node[key]
+        del node[last]
+    headers = {"Sentry-Hook-Resource": resource} if resource else {}
+    return sentry.parse(headers, payload, received_at=RECEIVED)
+
+
+@pytest.mark.parametrize("name, resource", REFERENCE_EXAMPLES)
+def test_every_reference_example_becomes_one_alert_with_a_title_a_service_and_an_identity(name, resource):
+    [alert] = parse_without(name, resource)
+    assert alert.title.strip() and alert.service.strip() and alert.fingerprint.strip()
+
+
+@pytest.mark.parametrize(
+    "name, resource, path",
+    [("event-alert-triggered.json", "event_alert", "action"),
+     ("event-alert-triggered.json", "event_alert", "data.event.project"),
+     ("event-alert-triggered.json", "event_alert", "data.event.url"),
+     ("event-alert-triggered.json", "event_alert", "data.event.event_id"),
+     ("event-alert-triggered.json", "event_alert", "data.event.issue_id"),
+     ("event-alert-triggered.json", "event_alert", "data.event.title"),
+     ("event-alert-triggered.json", "event_alert", "data.event.level"),
+     ("event-alert-triggered.json", "event_alert", "data.event.tags"),
+     ("event-alert-triggered.json", "event_alert", "data.event.web_url"),
+     ("event-alert-triggered.json", "event_alert", "data.triggered_rule"),
+     ("error-created.json", "error", "action"),
+     ("error-created.json", "error", "data.error.project"),
+     ("error-created.json", "error", "data.error.datetime"),
+     ("issue-created.json", "issue", "data.issue.project"),
+     ("issue-created.json", "issue", "data.issue.title"),
+     ("issue-created.json", "issue", "data.issue.lastSeen"),
+     ("issue-created.json", "issue", "data.issue.level"),
+     ("issue-created.json", "issue", "data.issue.shortId"),
+     ("metric-alert-resolved.json", "metric_alert", "data.metric_alert.date_started"),
+     ("metric-alert-resolved.json", "metric_alert", "data.metric_alert.date_detected"),
+     ("metric-alert-resolved.json", "metric_alert", "data.metric_alert.id"),
+     ("metric-alert-resolved.json", "metric_alert", "data.metric_alert.title"),
+     ("metric-alert-resolved.json", "metric_alert", "data.metric_alert.projects"),
+     ("metric-alert-resolved.json", "metric_alert", "data.metric_alert.alert_rule"),
+     ("metric-alert-resolved.json", "metric_alert", "data.web_url"),
+     ("metric-alert-resolved.json", "metric_alert", "data.description_title"),
+     ("legacy-webhooks-plugin-sentry9.json", None, "project"),
+     ("legacy-webhooks-plugin-sentry9.json", None, "event.timestamp"),
+     ("legacy-webhooks-plugin-sentry9.json", None, "message")],
+)  # fmt: skip
+def test_a_delivery_without_a_field_sentry_may_leave_out_still_alerts(name, resource, path):
+    [alert] = parse_without(name, resource, path)
+    assert alert.title.strip() and alert.service.strip() and alert.fingerprint.strip()
+
+
+def test_an_event_without_a_project_takes_the_slug_from_its_api_url():
+    [alert] = parse_without("event-alert-triggered.json", "event_alert", "data.event.project")
+    assert alert.service == "front-end"
+
+
+def test_an_event_that_names_no_project_at_all_is_filed_under_sentry():
+    [alert] = parse_without("error-created.json", "error", "data.error.project", "data.error.url")
+    assert alert.service == "sentry"
+
+
+def test_an_issue_without_a_project_is_filed_under_sentry():
+    [alert] = parse_without("issue-created.json", "issue", "data.issue.project")
+    assert alert.service == "sentry"
+
+
+def test_an_event_without_a_date_happened_when_it_was_received():
+    [alert] = parse_without("error-created.json", "error", "data.error.datetime", "data.error.timestamp")
+    assert alert.occurred_at == RECEIVED
+
+
+def test_an_issue_without_a_date_happened_when_it_was_received():
+    [alert] = parse_without("issue-created.json", "issue", "data.issue.lastSeen", "data.issue.firstSeen")
+    assert alert.occurred_at == RECEIVED
+
+
+def test_a_metric_alert_without_dates_happened_when_it_was_received():
+    [alert] = parse_without(
+        "metric-alert-resolved.json", "metric_alert",
+        "data.metric_alert.date_started", "data.metric_alert.date_detected", "data.metric_alert.date_closed",
+    )  # fmt: skip
+    assert alert.occurred_at == RECEIVED
+
+
+def test_a_date_that_is_not_a_date_is_refused_naming_the_field():
+    payload = load_fixture("sentry", "metric-alert-resolved.json")
+    payload["data"]["metric_alert"]["date_detected"] = "yesterday-ish"
+    with pytest.raises(PayloadError, match=r"data\.metric_alert\.date_detected"):
+        sentry.parse({"Sentry-Hook-Resource": "metric_alert"}, payload)
+
+
+def test_an_event_without_an_issue_id_takes_it_from_the_issue_url():
+    [alert] = parse_without("event-alert-triggered.json", "event_alert", "data.event.issue_id")
+    assert alert.fingerprint == "issue:1117540176"
+
+
+def test_events_naming_no_issue_at_all_group_by_their_title():
+    paths = ("data.error.issue_id", "data.error.issue_url", "data.error.web_url")
+    [first] = parse_without("error-created.json", "error", *paths)
+    second = load_fixture("sentry", "error-created.json")
+    for key in ("issue_id", "issue_url", "web_url"):
+        del second["data"]["error"][key]
+    second["data"]["error"]["event_id"] = "0" * 32
+    [repeat] = sentry.parse({"Sentry-Hook-Resource": "error"}, second, received_at=RECEIVED)
+    assert first.fingerprint == repeat.fingerprint and not first.fingerprint.startswith("issue:")
+
+
+def test_an_event_without_an_event_id_is_named_by_its_issue():
+    [alert] = parse_without("error-created.json", "error", "data.error.event_id")
+    assert alert.source_event_id == "1170820242"
+
+
+def test_an_issue_without_a_title_is_named_by_its_error():
+    [alert] = parse_without("issue-created.json", "issue", "data.issue.title")
+    assert alert.title == "ReferenceError: blooopy is not defined"  # metadata type: value
+
+
+def test_an_event_with_no_text_at_all_is_named_by_its_issue():
+    paths = ("data.error.title", "data.error.message", "data.error.metadata", "data.error.exception", "data.error.culprit")
+    [alert] = parse_without("error-created.json", "error", *paths)
+    assert alert.title == "Sentry error in front-end (issue 1170820242)"
+
+
+def test_a_metric_alert_without_its_rule_groups_by_the_sentry_incident():
+    [alert] = parse_without("metric-alert-resolved.json", "metric_alert", "data.metric_alert.alert_rule")
+    assert alert.fingerprint == "metric_alert:4"
+    assert alert.title == "Sacred Marmot"  # the incident's own title
+    assert alert.service == "bar"
+
+
+def test_a_metric_alert_without_an_action_reads_it_from_the_incident_status():
+    payload = load_fixture("sentry", "metric-alert-resolved.json")
+    del payload["action"]
+    payload["data"]["metric_alert"]["status"] = 20  # Sentry's IncidentStatus.CRITICAL
+    [alert] = sentry.parse({"Sentry-Hook-Resource": "metric_alert"}, payload, received_at=RECEIVED)
+    assert (alert.status, alert.severity) == ("firing", "critical")
+
+
+def test_an_issue_delivery_without_an_action_reads_it_from_the_issue_status():
+    payload = load_fixture("sentry", "zulip-fixture-issue-resolved.json")
+    del payload["action"]
+    [alert] = sentry.parse({"Sentry-Hook-Resource": "issue"}, payload, received_at=RECEIVED)
+    assert alert.status == "resolved"
+
+
+def test_a_legacy_body_without_project_uses_its_project_slug():
+    [alert] = parse_without("legacy-webhooks-plugin-sentry9.json", None, "project")
+    assert alert.service == "internal"
+
+
+def test_a_legacy_body_without_any_project_is_filed_under_sentry():
+    [alert] = parse_without("legacy-webhooks-plugin-sentry9.json", None, "project", "project_slug", "project_name")
+    assert alert.service == "sentry"
+
+
+def test_an_event_with_neither_text_nor_any_id_is_refused():
+    with pytest.raises(PayloadError, match=r"data\.event has no title and no id"):
+        sentry.parse({"Sentry-Hook-Resource": "event_alert"}, {"action": "triggered", "data": {"event": {"level": "error"}}})
+
+
+def test_a_metric_alert_naming_neither_rule_nor_incident_is_refused():
+    payload = load_fixture("sentry", "metric-alert-resolved.json")
+    payload["data"]["metric_alert"] = {"title": "Sacred Marmot"}
+    with pytest.raises(PayloadError, match=r"data\.metric_alert names neither its alert_rule\.id nor its id"):
+        sentry.parse({"Sentry-Hook-Resource": "metric_alert"}, payload)
+
+
+# --- severity as a current state -----------------------------------------------------------------------
+
+
+def test_a_metric_alerts_severity_is_its_current_state():
+    payload = load_fixture("sentry", "metric-alert-resolved.json")
+    payload["action"] = "warning"
+    [alert] = sentry.parse({"Sentry-Hook-Resource": "metric_alert"}, payload)
+    assert alert.severity == "medium" and alert.severity_is_current
+
+
+def test_an_issues_events_only_ever_raise_its_severity():
+    [issue] = parse_fixture("issue-created.json", "issue")
+    [event] = parse_fixture("event-alert-triggered.json", "event_alert")
+    assert not issue.severity_is_current and not event.severity_is_current
+
+
 # --- bad bodies ----------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,12 @@ them alike (`SOURCES[name]`):
 - `verify(headers, raw_body, secret)`: SignatureError (401) unless the request is proven authentic.
   No secret configured → refused too, with the variable named (NotConfiguredError): closed, not open.
 - `idempotency_key(headers, payload) -> str`: the envelope ledger key, unique within the source.
-- `parse(headers, payload) -> list[NormalizedAlert]`: zero or more alerts, or PayloadError (400).
+- `parse(headers, payload, *, received_at=None) -> list[NormalizedAlert]`: zero or more alerts, or
+  PayloadError (400). `received_at` is the server's receipt time, the default for a date the
+  sender left out (now when not given). Parsers refuse only what leaves nothing to alert on.
+
+Optional: `warnings(headers, payload) -> list[str]` — what an accepted body lost on its way to an
+alert (a field cut, a link left out), returned in the 202 answer; see `parse_warnings`.
 
 Handler order: verify on the raw bytes first (nothing is stored for a forged request), then decode,
 then record the envelope under `idempotency_key`, answer 202; the worker calls `parse` later.
@@ -16,6 +21,7 @@ then record the envelope under `idempotency_key`, answer 202; the worker calls `
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Mapping, Protocol
 
 from alerts.normalized import NormalizedAlert
@@ -35,7 +41,9 @@ class Source(Protocol):
 
     def idempotency_key(self, headers: Mapping[str, str], payload: Mapping[str, Any]) -> str: ...
 
-    def parse(self, headers: Mapping[str, str], payload: Mapping[str, Any]) -> list[NormalizedAlert]: ...
+    def parse(
+        self, headers: Mapping[str, str], payload: Mapping[str, Any], *, received_at: datetime | None = None
+    ) -> list[NormalizedAlert]: ...
 
 
 SOURCES: dict[str, Source] = {
@@ -46,4 +54,13 @@ SOURCES: dict[str, Source] = {
     heroku.NAME: heroku,
 }
 
-__all__ = ["SOURCES", "Source", "SourceError", "SignatureError", "NotConfiguredError", "PayloadError"]
+
+def parse_warnings(source: Source, headers: Mapping[str, str], payload: Mapping[str, Any]) -> list[str]:
+    """The source's warnings about a body it accepted ([] for sources that never cut or drop)."""
+    warnings = getattr(source, "warnings", None)
+    return list(warnings(headers, payload)) if warnings is not None else []
+
+
+__all__ = [
+    "SOURCES", "Source", "SourceError", "SignatureError", "NotConfiguredError", "PayloadError", "parse_warnings",
+]  # fmt: skip

@@ -1,8 +1,8 @@
 """Prometheus Alertmanager webhook receiver (payload version 4; 3 tolerated): one alert per entry in `alerts`.
 
-Authentication: Alertmanager never signs bodies (../shared/reference/alertmanager/README.md), so the
-receiver must present the shared `PULSER_WEBHOOK_TOKEN` — the same token as the generic source,
-because both are "a sender we configured by hand" and one fewer secret is one fewer to rotate.
+Authentication: Alertmanager never signs bodies, so the receiver must present the shared
+`PULSER_WEBHOOK_TOKEN` — the same token as the generic source, because both are "a sender we
+configured by hand" and one fewer secret is one fewer to rotate.
 Configure it as
 
     receivers:
@@ -18,27 +18,37 @@ refused with an error naming PULSER_WEBHOOK_TOKEN.
 Mapping, per alert (a notification may mix firing and resolved alerts; each keeps its own status):
 - severity from `labels.severity`: critical/crit/fatal/emergency/page/p1 → critical;
   high/error/major/p2 → high; warning/warn/medium/average/p3 → medium; low/minor/p4 → low;
-  info/informational/notice/debug/none/p5 → info; missing or unknown → medium.
+  info/informational/notice/debug/none/p5 → info; missing or unknown → medium. A label is the
+  alert's current state, so a re-send of the same alert (same fingerprint) with a lower severity
+  lowers its incident (`severity_is_current`). Alertmanager's own fingerprint hashes every label,
+  severity included, so this is for senders that keep a fingerprint of their own across severities.
 - service from `labels.service`, else `labels.job`, else ""; env from `labels.env`, else
   `labels.environment` (normalized: "Development" → "development", "prod" → "production").
 - fingerprint: the alert's `fingerprint` (Alertmanager's hash of its label set); old or hand-made
   senders without one get a sha256 of the sorted labels — same idea, same stability.
-- occurred_at: `startsAt` while firing, `endsAt` once resolved (Go's zero time means "not ended").
+- occurred_at: `startsAt` while firing, `endsAt` once resolved (Go's zero time means "not ended");
+  a sender without `startsAt` (hand-made ones) gets the server's receipt time.
 - link: `generatorURL`, else the Alertmanager `externalURL`.
 - tags: the labels verbatim (inhibition compares them), plus `alertmanager.*` extras: receiver,
   group key, runbook URL, and `alertmanager.truncated_alerts` when `max_alerts` dropped alerts —
   those alerts are not in the body, so the pipeline can only say that they exist; the same note is
-  added to every alert's description.
+  added to every alert's description. A `truncatedAlerts` that is not a count is ignored: it is a
+  note, and refusing the notification for it would lose every alert in it.
+
+Required: `alerts` (an array) and each alert's `labels` (its identity: what silences, inhibition
+and the label-hash fingerprint match on). Everything else has a default.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from alerts.normalized import NormalizedAlert
 from alerts.sources.common import (
     PayloadError,
     decode_json_body,
+    first_timestamp,
     is_go_zero_time,
     json_type,
     normalize_env,
@@ -93,8 +103,11 @@ def idempotency_key(headers: Mapping[str, str], payload: Mapping[str, Any]) -> s
     return stable_hash(optional_text(payload, "groupKey"), *parts)
 
 
-def parse(headers: Mapping[str, str], payload: Mapping[str, Any]) -> list[NormalizedAlert]:
-    """Every alert in the notification, firing and resolved; PayloadError if it is not a v4 body."""
+def parse(
+    headers: Mapping[str, str], payload: Mapping[str, Any], *, received_at: datetime | None = None
+) -> list[NormalizedAlert]:
+    """Every alert in the notification, firing and resolved; PayloadError if it is not a v4 body.
+    `received_at` (default: now) stands in for a missing `startsAt`."""
     if not isinstance(payload, dict):
         raise PayloadError(f"body must be a JSON object, got {json_type(payload)}")
     alerts = payload.get("alerts")
@@ -108,8 +121,9 @@ def parse(headers: Mapping[str, str], payload: Mapping[str, Any]) -> list[Normal
         raise PayloadError(f"version {version!r} is not supported; Alertmanager sends version \"4\"")
     truncated = _truncated_count(payload.get("truncatedAlerts"))
     notification_status = optional_text(payload, "status") or "firing"
+    received_at = received_at or datetime.now(timezone.utc)
     return [
-        _alert(alert, f"alerts[{index}]", payload, truncated, notification_status)
+        _alert(alert, f"alerts[{index}]", payload, truncated, notification_status, received_at)
         for index, alert in enumerate(alerts)
     ]
 
@@ -120,7 +134,12 @@ def severity_for_label(value: str | None) -> str:
 
 
 def _alert(
-    alert: Any, where: str, payload: Mapping[str, Any], truncated: int, notification_status: str
+    alert: Any,
+    where: str,
+    payload: Mapping[str, Any],
+    truncated: int,
+    notification_status: str,
+    received_at: datetime,
 ) -> NormalizedAlert:
     if not isinstance(alert, dict):
         raise PayloadError(f"{where} must be an object, got {json_type(alert)}")
@@ -134,7 +153,7 @@ def _alert(
     status = optional_text(alert, "status") or notification_status
     if status not in ("firing", "resolved"):
         raise PayloadError(f"{where}.status must be firing or resolved, got {status!r}")
-    starts_at = parse_timestamp(alert.get("startsAt"), f"{where}.startsAt")
+    starts_at = first_timestamp(received_at, (f"{where}.startsAt", alert.get("startsAt")))
     ends_at_raw = alert.get("endsAt")
     occurred_at = starts_at
     if status == "resolved" and ends_at_raw and not is_go_zero_time(ends_at_raw):
@@ -164,6 +183,7 @@ def _alert(
         service=labels.get("service") or labels.get("job") or "",
         env=normalize_env(labels.get("env") or labels.get("environment")),
         severity=severity_for_label(labels.get("severity")),
+        severity_is_current=True,
         fingerprint=fingerprint,
         title=title,
         description=description,
@@ -186,8 +206,9 @@ def _fingerprint(alert: Any) -> str:
 
 
 def _truncated_count(value: Any) -> int:
-    if value is None:
-        return 0
+    """How many alerts `max_alerts` left out; 0 when the value is no count (a note is not worth a 400)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PayloadError(f"truncatedAlerts must be a non-negative integer, got {value!r}")
+        return 0
     return value

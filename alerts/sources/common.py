@@ -11,11 +11,22 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 # Alertmanager sends this for "no end time"; it means None, not the year 1.
 _GO_ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
+
+# Arrays and objects nested deeper than this are refused before anything walks them: normalizing,
+# hashing, flattening labels and jsonb encoding all recurse, and no sender nests half as deep.
+MAX_JSON_DEPTH = 64
+# Longer integers are refused by name instead of with Python's int-conversion error.
+MAX_INT_DIGITS = 4300
+TOO_DEEP = (
+    f"JSON nested too deeply: arrays and objects may be nested at most {MAX_JSON_DEPTH} levels deep; "
+    "send a flatter body"
+)
 
 # Spellings people use for the same environment; routing rules then need only one.
 _ENV_ALIASES = {
@@ -57,6 +68,11 @@ class PayloadError(SourceError):
     status = 400
 
 
+class NestingError(PayloadError):
+    """The body nests arrays and objects deeper than MAX_JSON_DEPTH (a 400 like any bad body; a
+    subclass so callers that otherwise keep unparseable bodies as text can refuse it instead)."""
+
+
 # --- headers -------------------------------------------------------------------------------------
 
 
@@ -90,8 +106,10 @@ def hmac_sha256_hex(secret: str, body: bytes) -> str:
 
 
 def same_secret(given: str, expected: str) -> bool:
-    """Constant-time comparison, so response timing does not leak how much of a guess was right."""
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    """Constant-time comparison, so response timing does not leak how much of a guess was right.
+    `surrogatepass`: a header's bytes that are not UTF-8 reach us as surrogates; they are a wrong
+    guess like any other, not an error."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 def presented_token(headers: Mapping[str, str]) -> str | None:
@@ -137,13 +155,84 @@ def verify_token(headers: Mapping[str, str], token: str | None, *, env_var: str,
 
 def decode_json_body(raw_body: bytes) -> dict[str, Any]:
     """The JSON object in the body, or PayloadError saying why there is none."""
-    try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    payload = load_json(raw_body)
     if not isinstance(payload, dict):
         raise PayloadError(f"body must be a JSON object, got {json_type(payload)}")
     return payload
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Every JSON body an HTTP request brings is parsed here, so what later steps may assume is
+    decided once: nesting at most MAX_JSON_DEPTH deep (hashing, label flattening and jsonb encoding
+    recurse), finite numbers only (jsonb refuses NaN and Infinity), and strings Postgres can store
+    (no NUL, no unpaired surrogates). Anything else is a PayloadError saying what to fix."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
+    except RecursionError:
+        raise NestingError(TOO_DEEP) from None
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: it must be UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    if isinstance(value, (dict, list)):
+        _check_tree(value)
+    elif isinstance(value, str):
+        _check_text(value)
+    return value
+
+
+def _check_tree(root: dict | list) -> None:
+    """Walk without recursion (the point is to refuse what would overflow a recursive walk)."""
+    pending: list[tuple[Any, int]] = [(root, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise NestingError(TOO_DEEP)
+        if isinstance(node, dict):
+            for key in node:
+                _check_text(key)
+            children = node.values()
+        else:
+            children = node
+        for child in children:
+            if isinstance(child, str):
+                _check_text(child)
+            elif isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise PayloadError("body contains \\u0000 (NUL) in a string or key, which cannot be stored; remove it")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError(
+                "body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff) in a string or key, which is not "
+                "valid Unicode; send the character itself or a complete surrogate pair"
+            ) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; send a finite number or null")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {_shortened(text)} is out of range; send a finite number")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits is too long; send at most {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def json_type(value: Any) -> str:
@@ -237,7 +326,23 @@ def parse_timestamp(value: Any, where: str, *, assume_utc: bool = True) -> datet
         if not assume_utc:
             raise PayloadError(f"{where} must include a UTC offset or Z: {value!r}")
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # "9999-12-31T23:59:59-14:00" is past the last moment a datetime can hold
+        raise PayloadError(f"{where} is out of range: {value!r}") from None
+
+
+def first_timestamp(fallback: datetime, *candidates: tuple[str, Any]) -> datetime:
+    """The first of the (where, value) candidates the sender filled in, else `fallback`.
+
+    `fallback` is the server's receipt time: a sender that leaves its dates out still gets its alert
+    through (the date is the sender's claim, not something Pulser needs to alert). A value that is
+    there but is no timestamp is still a PayloadError naming it: the body is not what the source sends.
+    """
+    for where, value in candidates:
+        if value is not None and value != "":
+            return parse_timestamp(value, where)
+    return fallback
 
 
 def is_go_zero_time(value: Any) -> bool:

@@ -19,10 +19,16 @@ What alerts:
 
 Service is the repository's full name ("octo-org/octo-repo"); env is the deployment environment
 for deployments and "" for CI runs (a workflow does not run *in* an environment).
+
+Required: the `X-GitHub-Event` header, the `workflow_run` / `deployment_status` object and what
+decides firing or resolved (the run's conclusion, the deployment state). The rest has a default: no
+top-level `repository` → the run's own `repository`, else "github"; no date → the server's receipt
+time; no run or status id → the run number or the deployment id; no `deployment` → no ref/sha.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Mapping
 from urllib.parse import parse_qs
 
@@ -31,12 +37,12 @@ from alerts.sources.common import (
     PayloadError,
     SignatureError,
     decode_json_body,
+    first_timestamp,
     header,
     hmac_sha256_hex,
     json_type,
     normalize_env,
     optional_text,
-    parse_timestamp,
     require_object,
     require_secret,
     require_text,
@@ -48,6 +54,8 @@ SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
 
 FAILED_CONCLUSIONS = ("failure", "timed_out", "startup_failure")
 FAILED_DEPLOYMENT_STATES = ("failure", "error")
+# The service of a delivery that names no repository anywhere.
+UNKNOWN_REPOSITORY = "github"
 
 
 def decode(headers: Mapping[str, str], raw_body: bytes) -> dict[str, Any]:
@@ -89,24 +97,37 @@ def idempotency_key(headers: Mapping[str, str], payload: Mapping[str, Any]) -> s
     return delivery
 
 
-def parse(headers: Mapping[str, str], payload: Mapping[str, Any]) -> list[NormalizedAlert]:
-    """Zero or one alert for the delivery named by `X-GitHub-Event` (see the module docstring)."""
+def parse(
+    headers: Mapping[str, str], payload: Mapping[str, Any], *, received_at: datetime | None = None
+) -> list[NormalizedAlert]:
+    """Zero or one alert for the delivery named by `X-GitHub-Event` (see the module docstring).
+    `received_at` (default: now) stands in for a date GitHub left out."""
     if not isinstance(payload, dict):
         raise PayloadError(f"body must be a JSON object, got {json_type(payload)}")
     event = header(headers, "X-GitHub-Event")
     if not event:
         raise PayloadError("missing X-GitHub-Event header")
+    received_at = received_at or datetime.now(timezone.utc)
     if event == "workflow_run":
-        return _from_workflow_run(payload)
+        return _from_workflow_run(payload, received_at)
     if event == "deployment_status":
-        return _from_deployment_status(payload)
+        return _from_deployment_status(payload, received_at)
     return []
 
 
-def _from_workflow_run(payload: dict[str, Any]) -> list[NormalizedAlert]:
+def _repository(payload: dict[str, Any], *fallbacks: Any) -> dict[str, Any]:
+    """The delivery's `repository`, else the first fallback object that is one ({} when none is)."""
+    for candidate in (payload.get("repository"), *fallbacks):
+        if isinstance(candidate, dict):
+            return candidate
+    return {}
+
+
+def _from_workflow_run(payload: dict[str, Any], received_at: datetime) -> list[NormalizedAlert]:
     run = require_object(payload, "workflow_run", "workflow_run")
-    repository = require_object(payload, "repository", "repository")
-    if optional_text(payload, "action") != "completed":
+    repository = _repository(payload, run.get("repository"), run.get("head_repository"))
+    # `action` is what GitHub says happened; a relay that dropped it still leaves the run's status.
+    if (optional_text(payload, "action") or optional_text(run, "status")) != "completed":
         return []
     conclusion = optional_text(run, "conclusion")
     if conclusion in FAILED_CONCLUSIONS:
@@ -124,7 +145,7 @@ def _from_workflow_run(payload: dict[str, Any]) -> list[NormalizedAlert]:
     branch = optional_text(run, "head_branch")
     default_branch = optional_text(repository, "default_branch") or optional_text(repository, "master_branch")
     on_default_branch = bool(branch) and branch == default_branch
-    run_id = require_text(run, "id", "workflow_run.id")
+    run_id = optional_text(run, "id") or optional_text(run, "run_number")
     workflow_id = optional_text(run, "workflow_id") or optional_text(workflow, "id") or workflow_name
     head_sha = optional_text(run, "head_sha")
     actor = run.get("triggering_actor") or run.get("actor")
@@ -138,7 +159,7 @@ def _from_workflow_run(payload: dict[str, Any]) -> list[NormalizedAlert]:
     ]
     tags = {
         "github.event": "workflow_run",
-        "github.repository": require_text(repository, "full_name", "repository.full_name"),
+        "github.repository": optional_text(repository, "full_name") or UNKNOWN_REPOSITORY,
         "github.workflow": workflow_name,
         "github.branch": branch,
         "github.default_branch": "true" if on_default_branch else "false",
@@ -159,8 +180,11 @@ def _from_workflow_run(payload: dict[str, Any]) -> list[NormalizedAlert]:
             title=title,
             description="\n".join(line for line in description_lines if line),
             tags={key: value for key, value in tags.items() if value},
-            occurred_at=parse_timestamp(
-                run.get("updated_at") or run.get("run_started_at") or run.get("created_at"), "workflow_run.updated_at"
+            occurred_at=first_timestamp(
+                received_at,
+                ("workflow_run.updated_at", run.get("updated_at")),
+                ("workflow_run.run_started_at", run.get("run_started_at")),
+                ("workflow_run.created_at", run.get("created_at")),
             ),
             link=optional_text(run, "html_url") or None,
             status=status,
@@ -168,10 +192,10 @@ def _from_workflow_run(payload: dict[str, Any]) -> list[NormalizedAlert]:
     ]
 
 
-def _from_deployment_status(payload: dict[str, Any]) -> list[NormalizedAlert]:
+def _from_deployment_status(payload: dict[str, Any], received_at: datetime) -> list[NormalizedAlert]:
     deployment_status = require_object(payload, "deployment_status", "deployment_status")
-    deployment = require_object(payload, "deployment", "deployment")
-    repository = require_object(payload, "repository", "repository")
+    deployment = payload.get("deployment") if isinstance(payload.get("deployment"), dict) else {}
+    repository = _repository(payload)
     state = require_text(deployment_status, "state", "deployment_status.state")
     if state in FAILED_DEPLOYMENT_STATES:
         status = "firing"
@@ -199,7 +223,7 @@ def _from_deployment_status(payload: dict[str, Any]) -> list[NormalizedAlert]:
     )
     tags = {
         "github.event": "deployment_status",
-        "github.repository": require_text(repository, "full_name", "repository.full_name"),
+        "github.repository": optional_text(repository, "full_name") or UNKNOWN_REPOSITORY,
         "github.environment": environment,
         "github.state": state,
         "github.ref": ref,
@@ -210,7 +234,7 @@ def _from_deployment_status(payload: dict[str, Any]) -> list[NormalizedAlert]:
     return [
         NormalizedAlert(
             source=NAME,
-            source_event_id=require_text(deployment_status, "id", "deployment_status.id"),
+            source_event_id=optional_text(deployment_status, "id") or optional_text(deployment, "id") or state,
             service=tags["github.repository"],
             env=normalize_env(environment),
             severity="high",
@@ -218,7 +242,11 @@ def _from_deployment_status(payload: dict[str, Any]) -> list[NormalizedAlert]:
             title=title,
             description="\n".join(line for line in description_lines if line),
             tags={key: value for key, value in tags.items() if value},
-            occurred_at=parse_timestamp(deployment_status.get("created_at"), "deployment_status.created_at"),
+            occurred_at=first_timestamp(
+                received_at,
+                ("deployment_status.created_at", deployment_status.get("created_at")),
+                ("deployment_status.updated_at", deployment_status.get("updated_at")),
+            ),
             link=link or None,
             status=status,
         )

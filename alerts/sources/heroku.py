@@ -1,8 +1,8 @@
 """Heroku app webhooks: verified and validated here, turned into alerts by heroku_detection.
 
 Signature: `Heroku-Webhook-Hmac-SHA256` = standard Base64 (with `=` padding, not hex) of
-HMAC-SHA256 over the raw body, keyed by the subscription's secret (`HEROKU_WEBHOOK_SECRET`).
-See ../shared/reference/heroku/README.md.
+HMAC-SHA256 over the raw body, keyed by the subscription's secret (`HEROKU_WEBHOOK_SECRET`),
+as Heroku's app-webhooks documentation specifies.
 
 `parse` validates the envelope and returns no alerts: a webhook event is one more observation of
 an app, and only `heroku_detection.detect`, comparing it with the stored state, knows whether it
@@ -82,8 +82,11 @@ def idempotency_key(headers: Mapping[str, str], payload: Mapping[str, Any]) -> s
     return f"sha256:{canonical_payload_hash(payload)}"
 
 
-def parse(headers: Mapping[str, str], payload: Mapping[str, Any]) -> list[NormalizedAlert]:
-    """Validate the envelope (PayloadError says what is wrong); always [] — see the module docstring."""
+def parse(
+    headers: Mapping[str, str], payload: Mapping[str, Any], *, received_at: datetime | None = None
+) -> list[NormalizedAlert]:
+    """Validate the envelope (PayloadError says what is wrong); always [] — see the module docstring.
+    `received_at` is unused: detection reads the ledger's receipt time itself."""
     _event(payload)
     return []
 

@@ -7,7 +7,6 @@ written to the audit log as actor `api`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -21,7 +20,8 @@ from alerts.application_view import application_json, heartbeat_json
 from alerts.applications import FIELDS, ValidationError, clock_after_edit, validate_application
 from alerts.channels import ChannelResolver
 from handlers.http.auth import require_admin
-from handlers.http.errors import Handler, json_error
+from handlers.http.errors import Handler, database_unavailable, json_error
+from handlers.http.json_body import InvalidJson, read_json_object
 from storage import applications, audit, heartbeats
 from storage.applications import Application, NameTaken
 from storage.database import DATABASE_ERRORS
@@ -47,7 +47,7 @@ class ApiError(Exception):
 
 
 def api(handler: Handler) -> Handler:
-    """Admin token first; then ApiError → its JSON, database trouble → 503."""
+    """Admin token first; then ApiError → its JSON, a body that is not JSON → 400, database trouble → 503."""
 
     @require_admin
     @wraps(handler)
@@ -56,8 +56,10 @@ def api(handler: Handler) -> Handler:
             return await handler(request)
         except ApiError as exc:
             return json_error(exc.status, exc.error, exc.detail)
+        except InvalidJson as exc:
+            return exc.response()
         except DATABASE_ERRORS:
-            return json_error(503, "database unavailable")
+            return database_unavailable()
 
     return wrapped
 
@@ -75,7 +77,7 @@ async def list_apps(request: web.Request) -> web.Response:
 
 @api
 async def create_app(request: web.Request) -> web.Response:
-    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     try:
         spec = validate_application(data, default_channel=request.app[DEFAULT_CHANNEL])
     except ValidationError as exc:
@@ -101,7 +103,7 @@ async def get_app(request: web.Request) -> web.Response:
 @api
 async def update_app(request: web.Request) -> web.Response:
     app = await _existing(request)
-    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     errors: dict[str, str] = {}
     for field in IDENTITY_FIELDS:
         if field in data and str(data.pop(field)) != str(getattr(app, field)):
@@ -167,16 +169,6 @@ async def _existing(request: web.Request) -> Application:
     if app is None:
         raise _not_found()
     return app
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid JSON", "the body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid JSON", f"the body must be a JSON object, not {type(data).__name__}")
-    return data
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

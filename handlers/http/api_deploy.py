@@ -22,7 +22,8 @@ from alerts.deploys import (
     describe_action,
     update_service,
 )
-from handlers.http.api_applications import CHANNELS, POOL, ApiError, _int_query, _json_object, api
+from handlers.http.api_applications import CHANNELS, POOL, ApiError, _int_query, api
+from handlers.http.json_body import read_json_object
 from storage import deploys as store
 from storage.deploys import DeployRequest, DeployService
 
@@ -40,7 +41,7 @@ async def list_services(request: web.Request) -> web.Response:
 
 @api
 async def create(request: web.Request) -> web.Response:
-    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     try:
         service = await create_service(request.app[POOL], data, user="api")
     except ValidationError as exc:
@@ -58,7 +59,7 @@ async def get(request: web.Request) -> web.Response:
 @api
 async def update(request: web.Request) -> web.Response:
     service = await _existing(request)
-    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     if "id" in data and str(data.pop("id")) != str(service.id):
         raise ApiError(400, "invalid service", {"id": "read-only: cannot be changed"})
     for field in IGNORED_ON_UPDATE:

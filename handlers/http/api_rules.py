@@ -8,7 +8,6 @@ IDs as <@U…>). Every change is written to the audit log as actor `api`.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -24,6 +23,7 @@ from alerts.routing import (
     validate_rule,
 )
 from handlers.http.api_applications import CHANNELS, DEFAULT_CHANNEL, POOL, ApiError, api
+from handlers.http.json_body import read_json_object
 from storage import audit
 from storage import routing_rules as store
 
@@ -64,7 +64,7 @@ async def list_rules(request: web.Request) -> web.Response:
 
 @api
 async def create_rule(request: web.Request) -> web.Response:
-    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     errors: dict[str, str] = {}
     position = _position(data.pop("position", None), errors, required=False)
     try:
@@ -90,7 +90,7 @@ async def get_rule(request: web.Request) -> web.Response:
 @api
 async def update_rule(request: web.Request) -> web.Response:
     rule = await _existing(request)
-    data = await request.app[CHANNELS].resolve_field(await _json_object(request))
+    data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     errors: dict[str, str] = {}
     if "id" in data and str(data.pop("id")) != str(rule.id):
         errors["id"] = "read-only: cannot be changed"
@@ -134,7 +134,7 @@ async def delete_rule(request: web.Request) -> web.Response:
 @api
 async def move_rule(request: web.Request) -> web.Response:
     rule = await _existing(request)
-    data = await _json_object(request)
+    data = await read_json_object(request)
     errors = {key: "unknown field" for key in data if key != "position"}
     position = _position(data.get("position"), errors, required=True)
     if errors:
@@ -158,16 +158,6 @@ async def _existing(request: web.Request) -> RoutingRule:
     if row is None:
         raise _not_found()
     return RoutingRule.from_row(row)
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid JSON", "the body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid JSON", f"the body must be a JSON object, not {type(data).__name__}")
-    return data
 
 
 def _position(value: Any, errors: dict[str, str], *, required: bool) -> int | None:

@@ -8,7 +8,6 @@ change is written to the audit log as actor `api`.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -18,6 +17,7 @@ from aiohttp import web
 from alerts.applications import ValidationError
 from alerts.matchers import matchers_text, silence_matchers, silence_state, validate_inhibition_rule, validate_silence
 from handlers.http.api_applications import POOL, ApiError, api
+from handlers.http.json_body import read_json_object
 from storage import audit
 from storage import silences as store
 
@@ -68,7 +68,7 @@ async def list_silences(request: web.Request) -> web.Response:
 
 @api
 async def create_silence(request: web.Request) -> web.Response:
-    data = await _json_object(request)
+    data = await read_json_object(request)
     now = _now()
     try:
         spec = validate_silence(data, now=now)
@@ -128,7 +128,7 @@ async def list_rules(request: web.Request) -> web.Response:
 
 @api
 async def create_rule(request: web.Request) -> web.Response:
-    data = await _json_object(request)
+    data = await read_json_object(request)
     try:
         spec = validate_inhibition_rule(data)
     except ValidationError as exc:
@@ -180,16 +180,6 @@ def _row_id(request: web.Request, what: str) -> int:
     if not ROW_ID.fullmatch(text):
         raise ApiError(404, f"{what} not found")
     return int(text)
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        data = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        raise ApiError(400, "invalid JSON", "the body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid JSON", f"the body must be a JSON object, not {type(data).__name__}")
-    return data
 
 
 def _flag(request: web.Request, name: str) -> bool:

@@ -29,7 +29,8 @@ def unauthorized(request: web.Request) -> web.Response | None:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return json_error(401, "unauthorized", "send Authorization: Bearer <PULSER_ADMIN_TOKEN>", headers=CHALLENGE)
-    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    # surrogatepass: header bytes that are not UTF-8 arrive as surrogates and are simply a wrong token.
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), expected.encode()):
         return json_error(401, "unauthorized", "wrong bearer token", headers=INVALID_TOKEN)
     return None
 

@@ -7,11 +7,18 @@ from typing import Any, Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from storage.database import is_database_unavailable
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 RequestCounter = Callable[[str, int], None]
+
+# Seconds a client is told to wait while the database is away: a Postgres restart or failover takes
+# a few seconds, and heartbeat clients (curl --retry) honour Retry-After.
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_DETAIL = "the database did not answer; retry later"
 
 
 def json_error(status: int, error: str, detail: Any = None, headers: dict | None = None) -> web.Response:
@@ -19,6 +26,12 @@ def json_error(status: int, error: str, detail: Any = None, headers: dict | None
     if detail is not None:
         body["detail"] = detail
     return web.json_response(body, status=status, headers=headers)
+
+
+def database_unavailable(detail: str = UNAVAILABLE_DETAIL) -> web.Response:
+    """The one answer to a request the database could not serve. A 503 with Retry-After, not a
+    500: nothing was acknowledged, so the client's retry loses nothing."""
+    return json_error(503, "database unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def route_name(request: web.Request) -> str:
@@ -38,13 +51,23 @@ def error_middleware(count_request: RequestCounter) -> Callable:
                 count_request(route_name(request), exc.status)
                 raise
             response = _from_http_exception(exc, request)
-        except Exception:
-            log.exception("http.unhandled_error", method=request.method, route=route_name(request))
-            response = json_error(500, "internal server error")
+        except Exception as exc:
+            response = _from_unhandled(exc, request)
         count_request(route_name(request), response.status)
         return response
 
     return middleware
+
+
+def _from_unhandled(exc: Exception, request: web.Request) -> web.Response:
+    """A database that went away is an outage (503, a warning), whichever handler met it and
+    however asyncpg phrased it; anything else is a bug (500, logged with its trace)."""
+    if is_database_unavailable(exc):
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("http.database_unavailable", method=request.method, route=route_name(request), error=error)
+        return database_unavailable()
+    log.exception("http.unhandled_error", method=request.method, route=route_name(request))
+    return json_error(500, "internal server error")
 
 
 def body_size_limit(max_bytes: int) -> Callable:

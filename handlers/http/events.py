@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Mapping
 
 import structlog
 from aiohttp import web
@@ -22,8 +22,9 @@ from alerts.platform_events import ACTION, EVENT_TYPES, event_json, validate_eve
 from alerts.sources.common import NotConfiguredError, PayloadError, SignatureError, decode_json_body, header, verify_token
 from handlers.http import api_applications
 from handlers.http.api_applications import ApiError, api
-from handlers.http.errors import json_error
-from handlers.http.webhooks import ACCEPTED, COUNT, POOL, SECRETS, WORKER
+from handlers.http.errors import database_unavailable, json_error
+from handlers.http.json_body import read_json_object
+from handlers.http.webhooks import ACCEPTED, COUNT, POOL, SECRETS, WORKER, key_too_long, undecodable_header
 from storage import audit, envelopes
 from storage import platform_events as store
 from storage.database import DATABASE_ERRORS
@@ -68,7 +69,14 @@ async def receive_event(request: web.Request) -> web.Response:
         log.info("events.invalid", fields=sorted(exc.errors))
         return json_error(400, "invalid event", exc.errors)
 
+    bad_header = undecodable_header(request.headers, KEPT_HEADERS)
+    if bad_header is not None:
+        count(SOURCE, "invalid")
+        return json_error(400, "invalid header", f"the {bad_header} header is not UTF-8 text; send it as ASCII")
     key = idempotency_key(request.headers, spec.event_id)
+    if (too_long := key_too_long(key, "event")) is not None:
+        count(SOURCE, "invalid")
+        return too_long
     try:
         pk = await envelopes.record_envelope(
             request.app[POOL],
@@ -82,7 +90,7 @@ async def receive_event(request: web.Request) -> web.Response:
         )
     except DATABASE_ERRORS:
         count(SOURCE, "unavailable")
-        return json_error(503, "database unavailable", "the event was not stored; retry later")
+        return database_unavailable("the event was not stored; retry later")
     if pk is None:
         count(SOURCE, "duplicate")
         return web.json_response({"status": "duplicate", "idempotency_key": key}, status=200)
@@ -135,7 +143,7 @@ async def get_routes(request: web.Request) -> web.Response:
 async def put_routes(request: web.Request) -> web.Response:
     """Replace the routes with the body's: `{"deploy": "#ops-deploy", "ci": null}`; a type left out
     or null goes back to the default channel. Every change is audited as actor `api`."""
-    data = await _json_object(request)
+    data = await read_json_object(request)
     wanted: dict[str, str] = {}
     errors: dict[str, str] = {}
     for event_type, channel in data.items():
@@ -174,10 +182,3 @@ def _limit(raw: str | None) -> int:
     if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= LIST_LIMIT:
         raise ApiError(400, "invalid query parameter", {"limit": f"must be a whole number from 1 to {LIST_LIMIT}"})
     return int(raw)
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        return decode_json_body(await request.read())
-    except PayloadError as exc:
-        raise ApiError(400, "invalid JSON", exc.message) from None

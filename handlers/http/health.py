@@ -16,6 +16,8 @@ from typing import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from handlers.http.errors import RETRY_AFTER_SECONDS
+
 log = structlog.get_logger(__name__)
 
 HealthReport = Callable[[], Awaitable[dict]]
@@ -62,8 +64,18 @@ class PartReports:
 async def health(request: web.Request) -> web.Response:
     report = await request.app[HEALTH_REPORT]()
     status = overall_status(report["components"])
-    report = {"status": status, **report}
-    return web.json_response(report, status=200 if status == "ok" else 503)
+    if status == "ok":
+        return web.json_response({"status": status, **report})
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == "down" else None
+    return web.json_response({"status": status, **_database_error(report), **report}, status=503, headers=headers)
+
+
+def _database_error(report: dict) -> dict:
+    """The error body every other route answers while the database is down, at the top of the
+    report too, so a probe that reads only `error` learns the same as one that reads components."""
+    if report["components"].get("database", {}).get("status") != "down":
+        return {}
+    return {"error": "database unavailable", "detail": "the database did not answer a trivial query"}
 
 
 async def metrics(request: web.Request) -> web.Response:

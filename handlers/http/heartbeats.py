@@ -20,7 +20,9 @@ from aiohttp import web
 
 from alerts.heartbeat_rules import kind_for_exit_code
 from alerts.heartbeat_writer import HeartbeatEvent, HeartbeatRejected, HeartbeatWriter, SubmitResult, WriterStopped
-from handlers.http.errors import json_error
+from alerts.sources.common import NestingError, PayloadError, load_json
+from handlers.http.errors import database_unavailable, json_error
+from handlers.http.json_body import InvalidJson, read_json
 from handlers.http.rate_limit import RateLimiter
 from storage.database import DATABASE_ERRORS
 
@@ -50,11 +52,12 @@ async def heartbeat(request: web.Request) -> web.Response:
     elif signal in ("start", "fail"):
         kind = signal
     else:
-        exit_code = int(signal)  # the route only matches -?digits
+        exit_code = parse_exit_code(signal)
+        if exit_code is None:
+            count("fail", "invalid")
+            shown = signal if len(signal) <= 12 else signal[:12] + "…"
+            return json_error(400, "invalid exit code", f"exit code must be a whole number from 0 to 255, got {shown}")
         kind = kind_for_exit_code(exit_code)
-        if not 0 <= exit_code <= 255:
-            count(kind, "invalid")
-            return json_error(400, "invalid exit code", f"exit code must be a whole number from 0 to 255, got {signal}")
 
     app_uuid = parse_uuid(request.match_info["uuid"])
     if app_uuid is None:
@@ -72,7 +75,11 @@ async def heartbeat(request: web.Request) -> web.Response:
         return _rate_limited(request.app[RATE_LIMITER].retry_after(wait))
 
     # The common heartbeat has no body and no query string: skip parsing what is not there.
-    text, metadata = decode_body(body, request.content_type) if body else (None, None)
+    try:
+        text, metadata = decode_body(body, request.content_type) if body else (None, None)
+    except NestingError as exc:
+        count(kind, "invalid")
+        return json_error(400, "invalid heartbeat body", exc.message)
     client_time = (
         request.headers.get("X-Client-Time")
         or (request.query.get("timestamp") if request.query_string else None)
@@ -96,9 +103,10 @@ async def heartbeat(request: web.Request) -> web.Response:
         count(kind, "invalid")
         return json_error(400, "heartbeat rejected", "the database refused this event's data")
     except UNAVAILABLE:
-        return json_error(503, "database unavailable")
+        return database_unavailable()
     if not result.found:
         count(kind, "unknown")
+        request.app[RATE_LIMITER].forget(app_uuid)  # only apps that exist keep a bucket
         return _unknown()
     count(kind, "accepted")
     return web.Response(body=_OK_BODIES[result.status], content_type="application/json")
@@ -109,9 +117,9 @@ async def bulk(request: web.Request) -> web.Response:
     count = request.app[COUNT_HEARTBEAT]
     expected = f'expected a JSON list of at most {BULK_LIMIT} UUIDs, or an object {{"uuids": [...]}}'
     try:
-        data = json.loads(await request.text())
-    except (ValueError, RecursionError):
-        return json_error(400, "invalid bulk request", expected)
+        data = await read_json(request)
+    except InvalidJson as exc:
+        return json_error(400, "invalid bulk request", f"{exc.detail}; {expected}")
     items = data.get("uuids") if isinstance(data, dict) else data
     if not isinstance(items, list):
         return json_error(400, "invalid bulk request", expected)
@@ -142,13 +150,15 @@ async def bulk(request: web.Request) -> web.Response:
     try:
         results: list[SubmitResult] = await _submit_all(writer, [event for _, event in submitted])
     except UNAVAILABLE:
-        return json_error(503, "database unavailable")
+        return database_unavailable()
     accepted = [text for (text, _), result in zip(submitted, results) if result.found]
     unknown = [text for (text, _), result in zip(submitted, results) if not result.found]
     for _ in accepted:
         count("success", "accepted")
-    for _ in unknown:
-        count("success", "unknown")
+    for (_, event), result in zip(submitted, results):
+        if not result.found:
+            count("success", "unknown")
+            limiter.forget(event.uuid)  # only apps that exist keep a bucket
     return web.json_response({"accepted": accepted, "unknown": unknown, "invalid": invalid, "rate_limited": rate_limited})
 
 
@@ -171,6 +181,15 @@ def _bulk_event(app_uuid: uuid.UUID, now: datetime, request: web.Request) -> Hea
         remote_addr=request.remote,
         user_agent=_clean(request.headers.get("User-Agent")),
     )
+
+
+def parse_exit_code(signal: str) -> int | None:
+    """The exit code a path names (the route only matches -?digits), or None outside 0–255. The
+    length is checked first: Python refuses int() of thousands of digits with an error of its own."""
+    if len(signal.lstrip("-")) > 3:
+        return None
+    code = int(signal)
+    return code if 0 <= code <= 255 else None
 
 
 def parse_uuid(text: str) -> uuid.UUID | None:
@@ -198,42 +217,20 @@ async def read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def decode_body(body: bytes, content_type: str) -> tuple[str | None, dict | None]:
     """(text to keep, JSON object to keep as metadata). Metadata only when the body is a JSON
-    object that Postgres's jsonb can hold; anything else is kept as text alone."""
+    object that Postgres's jsonb can hold; anything else is kept as text alone, except JSON nested
+    too deeply, which raises NestingError: a heartbeat is refused rather than stored half-read."""
     if not body:
         return None, None
     text = _clean(body.decode("utf-8", errors="replace"))
     if content_type != "application/json" and not content_type.endswith("+json"):
         return text, None
     try:
-        value = json.loads(text, parse_constant=_reject, parse_float=_finite_float)
-    except (ValueError, RecursionError):
+        value = load_json(text)
+    except NestingError:
+        raise
+    except PayloadError:
         return text, None
-    if not isinstance(value, dict) or not _storable_json(value):
-        return text, None
-    return text, value
-
-
-def _storable_json(value: Any) -> bool:
-    """jsonb refuses \\u0000 and unpaired surrogates; such metadata would fail its whole batch."""
-    encoded = json.dumps(value)
-    if "\\u0000" in encoded:
-        return False
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _reject(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is out of range")
-    return value
+    return text, value if isinstance(value, dict) else None
 
 
 def _as_text(value: Any) -> str | None:
@@ -243,10 +240,15 @@ def _as_text(value: Any) -> str | None:
 
 
 def _clean(text: str | None) -> str | None:
-    """Postgres text cannot hold NUL; replace it rather than lose the event."""
-    if text is None or "\x00" not in text:
+    """Postgres text cannot hold NUL, nor the lone surrogates aiohttp makes of header bytes that are
+    not UTF-8: replace them rather than lose the event."""
+    if text is None or (text.isascii() and "\x00" not in text):
         return text
-    return text.replace("\x00", "\ufffd")
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the header's own bytes again
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def _unknown() -> web.Response:

@@ -9,15 +9,15 @@ the 202 goes out, so a sender retry or a replay is a no-op (200, "duplicate") an
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import asyncpg
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
-from alerts.sources import SOURCES, NotConfiguredError, SourceError, sentry
-from handlers.http.errors import json_error
+from alerts.sources import SOURCES, NotConfiguredError, SourceError, parse_warnings, sentry
+from handlers.http.errors import database_unavailable, json_error
 from storage import envelopes
 from storage.database import DATABASE_ERRORS
 
@@ -46,6 +46,10 @@ KEPT_HEADERS = (
     "Request-ID",
     "Idempotency-Key",
 )
+# Headers whose values end up in the database: kept with the delivery, or part of its ledger key.
+STORED_HEADERS = (*KEPT_HEADERS, "Heroku-Webhook-Id")
+# Ledger keys are unique-indexed and a btree entry holds about 2.7 kB; a longer key would fail the insert.
+MAX_KEY_BYTES = 1024
 
 
 def add_routes(app: web.Application) -> None:
@@ -72,6 +76,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
             source.verify(given, raw, secrets.get(source.SECRET_ENV))
         payload = source.decode(given, raw)
         alerts = source.parse(given, payload)  # validate now; the worker parses again later
+        # What the alert lost (a link Slack would refuse, a cut title): said in the 202, not a 400.
+        warnings = parse_warnings(source, given, payload)
         key = source.idempotency_key(given, payload)
     except NotConfiguredError as exc:
         count(name, "not_configured")
@@ -83,6 +89,13 @@ async def receive_webhook(request: web.Request) -> web.Response:
         log.info("webhook.refused", source=name, status=exc.status, detail=exc.message)
         return json_error(exc.status, "invalid signature" if exc.status == 401 else "invalid payload", exc.message)
 
+    bad_header = undecodable_header(request.headers, STORED_HEADERS)
+    if bad_header is not None:
+        count(name, "invalid")
+        return json_error(400, "invalid header", f"the {bad_header} header is not UTF-8 text; send it as ASCII")
+    if (too_long := key_too_long(key)) is not None:
+        count(name, "invalid")
+        return too_long
     headers = {h: request.headers[h] for h in KEPT_HEADERS if h in request.headers}
     try:
         envelope = await envelopes.record_new_envelope(
@@ -97,16 +110,47 @@ async def receive_webhook(request: web.Request) -> web.Response:
     except DATABASE_ERRORS:
         count(name, "unavailable")
         # 503: the sender retries later, and nothing was accepted that could be lost.
-        return json_error(503, "database unavailable", "the delivery was not stored; retry later")
+        return database_unavailable("the delivery was not stored; retry later")
     if envelope is None:
         count(name, "duplicate")
         return web.json_response({"status": "duplicate", "idempotency_key": key}, status=200)
     count(name, "accepted")
     request.app[ACCEPTED](envelope)
-    log.info("webhook.accepted", source=name, envelope_pk=envelope.id, alerts=len(alerts))
+    log.info("webhook.accepted", source=name, envelope_pk=envelope.id, alerts=len(alerts), warnings=len(warnings))
     return web.json_response(
-        {"status": "accepted", "idempotency_key": key, "alerts": len(alerts), "received_at": datetime.now(timezone.utc).isoformat()},
+        {
+            "status": "accepted", "idempotency_key": key, "alerts": len(alerts),
+            "received_at": datetime.now(timezone.utc).isoformat(), "warnings": warnings,
+        },
         status=202,
+    )
+
+
+def undecodable_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
+    """The first of `names` whose value is not UTF-8 text, else None. aiohttp hands such bytes over
+    as lone surrogates, which Postgres stores neither as text nor in jsonb: refused here, they are
+    a 400 naming the header instead of a failed insert."""
+    for name in names:
+        value = headers.get(name)
+        if value is not None and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+    return None
+
+
+def key_too_long(key: str, what: str = "delivery") -> web.Response | None:
+    """The 400 for a ledger key too long to store, else None. Keys come from the Idempotency-Key
+    header, a sender's delivery-id header or an id in the body; each is short when real."""
+    size = len(key.encode("utf-8"))
+    if size <= MAX_KEY_BYTES:
+        return None
+    return json_error(
+        400,
+        "idempotency key too long",
+        f"the {what}'s idempotency key (from its Idempotency-Key or delivery-id header, or the event id in the "
+        f"body) is {size} bytes long; send one of at most {MAX_KEY_BYTES} bytes",
     )
 
 
