@@ -155,7 +155,7 @@ async def pulser(settings: Settings, sandbox) -> AsyncIterator[Runtime]:
     await runtime.start()
     try:
         await runtime.wait_connected(timeout=30)  # generous: a loaded CI machine is slow, a fast one returns at once
-        await sandbox.wait_for_connection(timeout=15)
+        await sandbox.wait_for_connection(timeout=30)
         yield runtime
     finally:
         await runtime.stop()

@@ -64,7 +64,7 @@ def rendered(message: dict) -> str:
 
 
 async def posted_with(sandbox, words: str, channel=ALERTS) -> dict:
-    found = await eventually(lambda: [m for m in posts(sandbox, channel) if words in rendered(m)], timeout=5)
+    found = await eventually(lambda: [m for m in posts(sandbox, channel) if words in rendered(m)], timeout=30)
     return found[0]
 
 
@@ -101,7 +101,7 @@ async def test_a_deployment_that_starts_and_completes_is_one_message_updated_in_
     await send_event(http, {**deployment, "status": "started", "occurred_at": "2026-11-23T10:00:00Z"})
     message = await posted_with(sandbox, "Deploy of billing to production started")
     await send_event(http, {**deployment, "status": "completed", "occurred_at": "2026-11-23T10:07:00Z"})
-    await eventually(lambda: "took 7 min" in rendered(current(sandbox, message)), timeout=5)
+    await eventually(lambda: "took 7 min" in rendered(current(sandbox, message)), timeout=30)
     assert "Deploy of billing to production completed" in rendered(current(sandbox, message))
     assert len(posts(sandbox)) == 1
 
@@ -115,7 +115,7 @@ async def test_a_finished_deployment_is_counted_with_its_duration(pulser, http):
     def observed():
         return registry.get_sample_value("pulser_deployment_duration_seconds_sum", {"service": "ledger"})
 
-    assert await eventually(observed, timeout=5) == 180.0
+    assert await eventually(observed, timeout=30) == 180.0
     assert registry.get_sample_value("pulser_deployments_total", {"service": "ledger", "status": "completed"}) == 1
 
 
@@ -177,7 +177,7 @@ async def github_failure(http) -> dict:
 async def test_a_github_workflow_failure_also_posts_a_ci_event_with_its_buttons_where_ci_is_routed(pulser, sandbox, http):
     await store.set_route(pulser.pool, "ci", "#ops-ci", updated_by=ADMIN)
     payload = await github_failure(http)
-    [event] = await eventually(lambda: store.list_events(pulser.pool, event_type="ci"), timeout=5)
+    [event] = await eventually(lambda: store.list_events(pulser.pool, event_type="ci"), timeout=30)
     assert event["status"] == "failed" and event["service"] == payload["repository"]["full_name"]
     message = await posted_with(sandbox, ACK, CI)
     assert INVESTIGATE in rendered(message) and ":construction_worker:" in rendered(message)
@@ -186,7 +186,7 @@ async def test_a_github_workflow_failure_also_posts_a_ci_event_with_its_buttons_
 
 async def test_without_a_ci_route_a_github_failure_is_recorded_but_posted_once_as_its_incident(pulser, sandbox, http):
     await github_failure(http)
-    [event] = await eventually(lambda: store.list_events(pulser.pool, event_type="ci"), timeout=5)
+    [event] = await eventually(lambda: store.list_events(pulser.pool, event_type="ci"), timeout=30)
     await posted_with(sandbox, INCIDENT_ACK)
     await eventually(lambda: _github_delivery_done(pulser), timeout=30)  # all it was going to post is posted
     assert event["render_due_at"] is None and event["slack_channel"] is None
@@ -222,9 +222,9 @@ async def failed_deploy(http, sandbox) -> tuple[dict, int]:
 async def test_ack_on_a_failed_event_updates_its_message_and_is_audited_as_an_action_event(pulser, sandbox, http):
     message, event_id = await failed_deploy(http, sandbox)
     await sandbox.send_block_action(ACK, str(event_id), user_id=MEMBER, channel_id=message["channel"], message_ts=message["ts"])
-    await eventually(lambda: f"Acked by <@{MEMBER}>" in rendered(current(sandbox, message)), timeout=5)
+    await eventually(lambda: f"Acked by <@{MEMBER}>" in rendered(current(sandbox, message)), timeout=30)
     assert f'"action_id": "{ACK}"' not in rendered(current(sandbox, message))
-    [action] = await eventually(lambda: store.list_events(pulser.pool, event_type="action"), timeout=5)
+    [action] = await eventually(lambda: store.list_events(pulser.pool, event_type="action"), timeout=30)
     assert (action["actor"], action["status"]) == (MEMBER, "event.ack")
     assert action["details"]["target"] == f"platform_event:{event_id}"
 
@@ -234,7 +234,7 @@ async def test_investigate_on_a_failed_event_names_the_investigator(pulser, sand
     await sandbox.send_block_action(
         INVESTIGATE, str(event_id), user_id=MEMBER, channel_id=message["channel"], message_ts=message["ts"]
     )
-    await eventually(lambda: f"Investigating: <@{MEMBER}>" in rendered(current(sandbox, message)), timeout=5)
+    await eventually(lambda: f"Investigating: <@{MEMBER}>" in rendered(current(sandbox, message)), timeout=30)
     assert (await store.get_event(pulser.pool, event_id))["details"]["investigator"] == MEMBER
 
 

@@ -50,11 +50,11 @@ async def test_a_failure_alerts_at_once_and_the_next_success_recovers_in_place(h
     assert (await http.post(f"/heartbeat/{app['uuid']}/start")).status_code == 200
     assert (await http.post(f"/ping/{app['uuid']}/3", content=b"disk full")).status_code == 200
 
-    [alert] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
+    [alert] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
     assert alert.params["text"] == "🚨 invoice-run reported a failure (exit code 3)"
 
     assert (await http.get(f"/heartbeat/{app['uuid']}")).status_code == 200
-    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=3)
+    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
     assert update.params["text"].startswith("✅ invoice-run recovered after")
 
     history = await http.get(f"/api/applications/{app['id']}/heartbeats", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -71,7 +71,7 @@ async def test_health_and_metrics_follow_the_outage(http, sandbox, pulser_with_a
     )
     uuid = created.json()["uuid"]
     await http.post(f"/heartbeat/{uuid}/fail")
-    await sandbox.wait_for_call("chat.postMessage", count=1, timeout=3)
+    await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
 
     async def down_counted():
         return (await http.get("/health")).json()["components"]["applications"]["down"] == 1

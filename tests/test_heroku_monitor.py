@@ -212,7 +212,7 @@ def release_event(version: int, status: str = "succeeded") -> dict:
 
 
 async def test_a_release_seen_by_webhook_and_then_by_poll_alerts_once_in_slack(pulser, sandbox, fake):
-    await eventually(lambda: _baselined(pulser), timeout=10)
+    await eventually(lambda: _baselined(pulser), timeout=30)
     headers, body = heroku_delivery(release_event(43))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{pulser.http_port}") as http:
         response = await http.post("/webhooks/heroku", headers=headers, content=body)
@@ -222,7 +222,7 @@ async def test_a_release_seen_by_webhook_and_then_by_poll_alerts_once_in_slack(p
     def deploy_posts():
         return [m for m in sandbox.messages.get("C0HEROKU", []) if "v43" in m.get("text", "") and not m.get("thread_ts")]
 
-    await eventually(deploy_posts, timeout=10)
+    await eventually(deploy_posts, timeout=30)
     fake.add_release("shop-api", 43, description="Deploy 3333333", current=True)
     for minute in range(1, 5):
         await pulser.heroku_poller.poll(["shop-api"], 1, now=datetime.now(timezone.utc) + timedelta(minutes=minute))
@@ -236,7 +236,7 @@ async def _baselined(pulser):
 
 
 async def test_health_reports_heroku_monitoring(pulser, fake):
-    await eventually(lambda: _baselined(pulser), timeout=10)
+    await eventually(lambda: _baselined(pulser), timeout=30)
     part = (await pulser.health_report())["components"]["heroku"]
     assert part["status"] == "up" and part["apps"] == ["shop-api"] and part["last_successful_poll"]
     assert part["rate_limit_remaining"] is not None

@@ -264,7 +264,7 @@ async def test_an_alert_is_counted_by_source_and_severity(pulser, http):
 
 async def test_a_slack_message_sent_records_its_latency_and_the_delivery_time(pulser, sandbox, http):
     await post_alert(http, severity="high")
-    await eventually(lambda: sandbox.messages.get("C0ALERTS"), timeout=10)
+    await eventually(lambda: sandbox.messages.get("C0ALERTS"), timeout=30)
     text = await eventually(
         lambda: _scrape_when(http, "pulser_slack_api_call_duration_seconds_count", method="chat.postMessage"), timeout=5
     )
@@ -274,7 +274,7 @@ async def test_a_slack_message_sent_records_its_latency_and_the_delivery_time(pu
 async def test_a_failing_slack_call_counts_as_an_error_and_marks_the_delivery_failure(pulser, sandbox, http):
     sandbox.fail_next("chat.postMessage", status=500, times=1)
     await post_alert(http, severity="critical")
-    text = await eventually(lambda: _scrape_when(http, "pulser_errors_total", type="slack_api"), timeout=10)
+    text = await eventually(lambda: _scrape_when(http, "pulser_errors_total", type="slack_api"), timeout=30)
     assert sample(text, "pulser_last_failure_timestamp_seconds", task="slack_delivery") > 0
 
 
@@ -333,7 +333,7 @@ async def _scrape_when(http, name: str, **labels: str) -> str | None:
 async def test_promtool_finds_nothing_to_lint_in_a_scrape(pulser, sandbox, http):
     await sandbox.send_slash_command(text="help")
     await post_alert(http, severity="high")
-    await eventually(lambda: sandbox.messages.get("C0ALERTS"), timeout=10)
+    await eventually(lambda: sandbox.messages.get("C0ALERTS"), timeout=30)
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=await scrape(http), capture_output=True, text=True, timeout=60
     )

@@ -131,7 +131,7 @@ async def test_health_shows_each_scheduled_jobs_last_run(pulser):
     from tests.conftest import eventually
 
     pulser.scheduler.get_job("metrics-refresh").modify(next_run_time=datetime.now(timezone.utc))
-    report = await eventually(lambda: _with_last_run(pulser, "metrics-refresh"), timeout=5)
+    report = await eventually(lambda: _with_last_run(pulser, "metrics-refresh"), timeout=30)
     assert "metrics-refresh" in report["components"]["scheduler"]["jobs"]
 
 

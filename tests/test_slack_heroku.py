@@ -91,7 +91,7 @@ async def running_pulser(settings, sandbox):
 
 async def first_poll_done(pulser) -> None:
     """The poller's first cycle (the silent baseline) has finished; the next is minutes away."""
-    await eventually(lambda: pulser.heroku.status.last_success_at or pulser.heroku.status.last_error, timeout=10)
+    await eventually(lambda: pulser.heroku.status.last_success_at or pulser.heroku.status.last_error, timeout=30)
 
 
 # --- reading what Slack shows ---------------------------------------------------------------------
@@ -288,7 +288,7 @@ async def click_rollback(sandbox, message: dict, user: str) -> str:
     await sandbox.send_block_action(
         ROLLBACK, button["value"], user_id=user, channel_id=message["channel"], message_ts=message["ts"], block_id=block_id
     )
-    await eventually(lambda: len(sandbox.response_url_posts) > before, timeout=10)
+    await eventually(lambda: len(sandbox.response_url_posts) > before, timeout=30)
     _, body = sandbox.response_url_posts[before]
     assert body.get("replace_original") is False, "the message itself is updated by the notifier, not replaced"
     return readable(body)
@@ -305,7 +305,7 @@ async def test_an_admin_rolls_back_and_the_message_says_so_in_place(pulser, sand
     [request] = fake.requests_to("POST", "/apps/shop-api/releases")
     assert request.json == {"release": v42["id"]}
     assert f"Rolled back shop-api to v42 by <@{ADMIN}>: new release v44" in told
-    await eventually(lambda: "Rolled back shop-api to v42" in current(sandbox, message), timeout=10)
+    await eventually(lambda: "Rolled back shop-api to v42" in current(sandbox, message), timeout=30)
     assert "new release v44" in current(sandbox, message)
     actions = await audit.list_actions(pulser.pool, target_type="incident", target_id=incident["id"])
     assert [(a["actor"], a["action"], a["details"]["outcome"]) for a in actions] == [(ADMIN, "heroku.rollback", "ok")]
@@ -336,7 +336,7 @@ async def test_when_heroku_refuses_the_rollback_the_message_and_the_clicker_are_
     fake.fail_next("POST /apps/shop-api/releases", status_code)
     told = await click_rollback(sandbox, message, ADMIN)
     assert f"Rollback of shop-api to v42 failed: {says}" in told
-    await eventually(lambda: f"failed: {says}" in current(sandbox, message), timeout=10)
+    await eventually(lambda: f"failed: {says}" in current(sandbox, message), timeout=30)
     assert max(r["version"] for r in fake.releases_of("shop-api")) == 43, "no release was created"
 
 
@@ -351,7 +351,7 @@ async def test_a_rollback_under_way_on_one_replica_is_refused_on_another_and_her
             pulser.heroku.rollback(incident["id"], offer.app, offer.release_id, offer.version, user=ADMIN)
         )
         try:
-            await eventually(lambda: fake.requests_to("POST", "/apps/shop-api/releases"), timeout=15)
+            await eventually(lambda: fake.requests_to("POST", "/apps/shop-api/releases"), timeout=30)
             second = await replica.heroku.rollback(incident["id"], offer.app, offer.release_id, offer.version, user=ADMIN)
         finally:
             heroku_answers.set()
@@ -382,7 +382,7 @@ async def test_no_config_var_value_reaches_slack_or_the_log(pulser, sandbox, fak
         await status(sandbox, "shop-api")
         message, _ = await deploy_message(pulser, sandbox, fake)
         await click_rollback(sandbox, message, ADMIN)
-        await eventually(lambda: "Rolled back" in current(sandbox, message), timeout=10)
+        await eventually(lambda: "Rolled back" in current(sandbox, message), timeout=30)
     slack = json.dumps([[c.params for c in sandbox.calls], sandbox.response_url_posts, sandbox.messages], default=str)
     assert "shop-api" in slack  # what we search is really there
     assert SECRET_VALUE not in slack

@@ -65,7 +65,7 @@ async def connect(sb: SlackSandbox) -> AsyncIterator[Connect]:
         handler = AsyncSocketModeHandler(bolt_app, APP_TOKEN, ping_interval=PING_INTERVAL)
         handlers.append(handler)
         await handler.connect_async()
-        await sb.wait_for_connection(timeout=5)
+        await sb.wait_for_connection(timeout=30)
         return handler
 
     yield _connect
