@@ -7,9 +7,15 @@ Errors are sorted into the three kinds the caller must treat differently:
 
 - `Throttled`: try again after `retry_after` seconds; not a failure.
 - `DeliveryError(permanent=False)`: a 5xx, a timeout, a dropped connection — retry with backoff.
-- `DeliveryError(permanent=True)`: the token is revoked, the channel is gone, the blocks are
-  invalid — no retry will fix it. Token problems are kept in `auth_problem` and channel problems in
-  `channel_problems` for /health and the ops message.
+- `DeliveryError(permanent=True)`: the channel is gone, the blocks are invalid — no retry of this
+  message will fix it. Channel problems are kept in `channel_problems` for /health and the ops
+  message.
+
+Slack refusing the token (`invalid_auth`, `token_revoked`, … while a token is rotated or a secret
+failed to mount) is nobody's message's fault and must lose none of them: it holds *every* call,
+like a 429 holds a channel, and raises `Throttled`. One call probes Slack after 2 s, then 4, 8 …
+up to a minute between probes, so an outage costs a handful of refused calls, not one per alert;
+the first success lifts the hold. The problem is kept in `auth_problem` for /health.
 """
 
 from __future__ import annotations
@@ -35,14 +41,23 @@ log = structlog.get_logger(__name__)
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope"})
 CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
 MESSAGE_ERRORS = frozenset({"invalid_blocks", "invalid_attachments", "msg_too_long", "no_text", "invalid_arguments"})
-PERMANENT_ERRORS = AUTH_ERRORS | CHANNEL_ERRORS | MESSAGE_ERRORS
+PERMANENT_ERRORS = CHANNEL_ERRORS | MESSAGE_ERRORS
 # chat.update of a message someone deleted: nothing to update, and nothing a retry can fix.
 GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
 
+# Seconds between probes while Slack refuses the token: doubling from the first to the last.
+AUTH_PROBE_FIRST = 2.0
+AUTH_PROBE_LAST = 60.0
+
+
 class Throttled(Exception):
-    def __init__(self, channel: str, retry_after: float):
-        super().__init__(f"Slack rate limit on {channel}: retry after {retry_after:.0f} s")
+    """Not now: Slack asked us to wait (429 on a channel) or refuses the token for the moment.
+    Not a failure of the message; the caller tries again after `retry_after` seconds."""
+
+    def __init__(self, channel: str, retry_after: float, reason: str | None = None):
+        why = reason or f"Slack rate limit on {channel}"
+        super().__init__(f"{why}: retry after {retry_after:.0f} s")
         self.channel = channel
         self.retry_after = retry_after
 
@@ -78,6 +93,8 @@ class SlackDelivery:
         self._on_latency = on_latency or (lambda method, seconds, ok: None)
         self._clock = clock
         self._blocked_until: dict[str, float] = {}
+        self._auth_held_until = 0.0
+        self._auth_probe_delay = AUTH_PROBE_FIRST
         self.auth_problem: Problem | None = None
         self.channel_problems: dict[str, Problem] = {}
         self.last_success: datetime | None = None
@@ -106,6 +123,9 @@ class SlackDelivery:
         **kwargs: Any,
     ) -> AsyncSlackResponse:
         """`method` is the Web API name ("chat.postMessage", "chat.update")."""
+        held = self._auth_held_until - self._clock()
+        if held > 0 and self.auth_problem is not None:
+            raise Throttled(channel, held, reason=f"Slack refuses the token ({self.auth_problem.error})")
         wait = self.blocked_for(channel)
         if wait > 0:
             raise Throttled(channel, wait)
@@ -122,8 +142,13 @@ class SlackDelivery:
                 await self._log(method, channel, False, started, "ratelimited", incident_id, notification_id)
                 self._on_result(method, "rate_limited")
                 raise Throttled(channel, retry_after) from None
-            permanent = error in PERMANENT_ERRORS or error in GONE_ERRORS
             self._note_problem(channel, error)
+            if error in AUTH_ERRORS:
+                delay = self._hold_for_auth()
+                await self._log(method, channel, False, started, error, incident_id, notification_id)
+                self._on_result(method, "held")
+                raise Throttled(channel, delay, reason=f"Slack refuses the token ({error})") from None
+            permanent = error in PERMANENT_ERRORS or error in GONE_ERRORS
             await self._log(method, channel, False, started, error, incident_id, notification_id)
             self._on_result(method, "failed" if permanent else "retrying")
             raise DeliveryError(error, permanent=permanent) from None
@@ -135,10 +160,18 @@ class SlackDelivery:
         now = datetime.now(timezone.utc)
         self.last_success = now
         self.auth_problem = None
+        self._auth_probe_delay = AUTH_PROBE_FIRST
         self.channel_problems.pop(channel, None)
         await self._log(method, channel, True, started, None, incident_id, notification_id)
         self._on_result(method, "ok")
         return response
+
+    def _hold_for_auth(self) -> float:
+        """Hold every call until the next probe; each refusal doubles the wait, up to a minute."""
+        delay = self._auth_probe_delay
+        self._auth_probe_delay = min(AUTH_PROBE_LAST, delay * 2)
+        self._auth_held_until = self._clock() + delay
+        return delay
 
     def _note_problem(self, channel: str, error: str) -> None:
         now = datetime.now(timezone.utc)

@@ -16,7 +16,6 @@ import structlog
 from alerts.incident_view import incident_view
 from blocks.incidents import (
     SNOOZE_CHOICES,
-    escalation_post,
     escalation_reply,
     format_mention,
     investigation_thread,
@@ -188,12 +187,8 @@ class IncidentActions:
                     {"message_id": message["id"], "message": escalation_reply(view, target, level, levels, message["escalate_after_minutes"])},
                     incident["id"],
                 ))
-                rows.append(NewNotification(
-                    "incident_post", None,
-                    {"channel": message["slack_channel"] or message["channel"], "message": escalation_post(view, target, level, None)},
-                    incident["id"],
-                ))
                 await incidents.render_now(conn, incident["id"], now=now)
+                await incidents.add_escalation_post(conn, message, target=message["escalate_to"], level=level, due_at=now)
                 await audit.record_action(
                     conn, actor="system", action="incident.escalate", target_type="incident", target_id=incident["id"],
                     details={"level": level, "to": message["escalate_to"], "channel": message["channel"]},
@@ -226,7 +221,7 @@ class IncidentActions:
                     continue
                 await incidents.rearm_escalation(conn, incident["id"], now=now)
                 text = f":alarm_clock: Snooze ended and this is still firing ({incident['count']} occurrences so far)."
-                for message in await incidents.messages_for(conn, incident["id"]):
+                for message in await incidents.messages_for(conn, incident["id"], escalation_posts=False):
                     if message["slack_ts"]:
                         rows.append(NewNotification("incident_reply", None, {"message_id": message["id"], "message": status_reply(text)}, incident["id"]))
             await notifications.enqueue_notifications(conn, rows)

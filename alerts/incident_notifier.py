@@ -16,10 +16,10 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from alerts.delivery import DeliveryError, SlackDelivery, Throttled
+from alerts.delivery import GONE_ERRORS, DeliveryError, SlackDelivery, Throttled
 from alerts.incident_view import incident_view
 from alerts.outbox_loop import OutboxLoop
-from blocks.incidents import incident_message, status_reply
+from blocks.incidents import escalation_post, incident_message, status_reply
 from blocks.kit import channel_ref
 from storage import incidents, notifications
 
@@ -33,6 +33,14 @@ MAX_ATTEMPTS = 30
 
 def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=2 ** max(1, min(attempts, 12))))
+
+
+def _content(incident: dict, message: dict, now: datetime) -> dict:
+    """What a message of the incident says now: the routed message, or an escalation post."""
+    view = incident_view(incident, message, now=now)
+    if message["escalation_of"] is not None:
+        return escalation_post(view, message["escalate_to"] or "", message["escalation_level"], None)
+    return incident_message(view)
 
 
 class IncidentNotifier(OutboxLoop):
@@ -82,7 +90,7 @@ class IncidentNotifier(OutboxLoop):
                 channel=None, ts=None, now=now, debounce=self.debounce,
             )
             return
-        content = incident_message(incident_view(incident, message, now=now))
+        content = _content(incident, message, now)
         async with self._limit:
             try:
                 if message["slack_ts"] is None:
@@ -105,13 +113,19 @@ class IncidentNotifier(OutboxLoop):
                 bound.warning("incident_message.throttled", retry_after=exc.retry_after)
                 return
             except DeliveryError as exc:
+                if exc.error in GONE_ERRORS and message["slack_ts"] is not None:
+                    # Someone deleted the message (or Slack no longer lets us edit it): the
+                    # incident's state must still reach the channel, so it is posted anew.
+                    await incidents.message_lost(self.pool, message["id"], error=f"slack: {exc.error}", now=now)
+                    bound.warning("incident_message.lost", error=exc.error, ts=message["slack_ts"])
+                    return
                 await self._failed(message, incident, exc, bound)
                 return
         await incidents.message_rendered(
             self.pool, message["id"], version=incident["version"], claimed_until=claimed_until,
             channel=channel, ts=ts, now=now, debounce=self.debounce,
         )
-        if ts is not None:
+        if ts is not None and message["escalation_of"] is None:
             self._on_posted(incident, datetime.now(timezone.utc))
             bound.info("incident_message.posted", ts=ts)
 
@@ -169,7 +183,8 @@ class IncidentNotifier(OutboxLoop):
             )
         except Throttled as exc:
             await notifications.mark_retry(
-                self.pool, row["id"], str(exc), max_attempts=MAX_ATTEMPTS, not_before=timedelta(seconds=exc.retry_after)
+                self.pool, row["id"], str(exc), max_attempts=MAX_ATTEMPTS, not_before=timedelta(seconds=exc.retry_after),
+                count_attempt=False,
             )
             return
         except DeliveryError as exc:

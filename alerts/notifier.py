@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
 import asyncpg
@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
+from alerts.delivery import AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, GONE_ERRORS
 from alerts.outbox_loop import OutboxLoop
 from alerts.pipeline import Suppressions
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
@@ -26,18 +27,12 @@ from storage.applications import Application
 
 log = structlog.get_logger(__name__)
 
-# Slack errors that no retry can fix: the row is marked failed at once, and the error logged.
-PERMANENT_SLACK_ERRORS = {
-    "channel_not_found",
-    "not_in_channel",
-    "is_archived",
-    "invalid_blocks",
-    "msg_too_long",
-    "invalid_auth",
-    "account_inactive",
-    "token_revoked",
-    "missing_scope",
-}
+# Slack errors that no retry of this alert can fix: the row is marked failed at once, and logged.
+PERMANENT_SLACK_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long"}
+
+
+def _slack_error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") if exc.response is not None else exc)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -114,6 +109,7 @@ class HeartbeatNotifier(OutboxLoop):
         # channel → (posted channel id, summary ts, app names so far, monotonic time of last round)
         self._storms: dict[str, tuple[str, str, list[str], float]] = {}
         self._held = Suppressions(datetime.now(timezone.utc), [], [])  # reloaded each delivery round
+        self._auth_refusals = 0  # Slack's token refusals since the last delivery
 
     async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
@@ -181,10 +177,17 @@ class HeartbeatNotifier(OutboxLoop):
         try:
             outcome = await self._send(row)
         except SlackApiError as exc:
-            error = str(exc.response.get("error") if exc.response is not None else exc)
+            error = _slack_error(exc)
             if error in PERMANENT_SLACK_ERRORS:
                 await notifications.mark_failed(self.pool, row["id"], f"slack: {error}")
                 retrying = False
+            elif error in AUTH_ERRORS:
+                # The token, not the alert: wait for it (a rotation, a secret remounted) and keep
+                # every alert; the wait grows while the refusals go on.
+                retrying = await notifications.mark_retry(
+                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
+                    not_before=timedelta(seconds=self._auth_wait()), count_attempt=False,
+                )
             else:
                 retrying = await notifications.mark_retry(
                     self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts
@@ -197,8 +200,14 @@ class HeartbeatNotifier(OutboxLoop):
             self._on_outcome(row["kind"], "retrying" if retrying else "failed")
             bound.warning("notification.network_error", error=f"{type(exc).__name__}: {exc}", retrying=retrying)
             return
+        self._auth_refusals = 0
         self._on_outcome(row["kind"], outcome)
         bound.info("notification.delivered", outcome=outcome)
+
+    def _auth_wait(self) -> float:
+        """Seconds to hold an alert while Slack refuses the token: doubling with each refusal."""
+        self._auth_refusals += 1
+        return min(AUTH_PROBE_LAST, AUTH_PROBE_FIRST * 2 ** (self._auth_refusals - 1))
 
     async def _send(self, row: dict) -> str:
         """Deliver one row; returns 'sent' or 'suppressed'."""
@@ -253,7 +262,20 @@ class HeartbeatNotifier(OutboxLoop):
         alert = await notifications.merge_alert_state(
             self.pool, alert["id"], {"recovered_at": recovered_at.isoformat(), "recovered_after": after}
         ) or alert
-        await self.client.chat_update(channel=alert["slack_channel"], ts=alert["slack_ts"], **alert_message(alert_view(app, alert)))
+        message = alert_message(alert_view(app, alert))
+        try:
+            await self.client.chat_update(channel=alert["slack_channel"], ts=alert["slack_ts"], **message)
+        except SlackApiError as exc:
+            if _slack_error(exc) not in GONE_ERRORS:
+                raise
+            # The alert message was deleted (or is too old to edit): the recovery still has to
+            # reach the channel, as a message of its own that shows the recovered state.
+            posted = await self.client.chat_postMessage(channel=alert["slack_channel"], **message)
+            await notifications.mark_sent(self.pool, alert["id"], channel=posted["channel"], ts=posted["ts"])
+            await notifications.mark_sent(self.pool, row["id"], channel=posted["channel"], ts=posted["ts"])
+            log.warning("notification.alert_message_lost", app=app.name, error=_slack_error(exc), reposted_ts=posted["ts"])
+            self.last_delivery = datetime.now(timezone.utc)
+            return "sent"
         reply = await self.client.chat_postMessage(
             channel=alert["slack_channel"], thread_ts=alert["slack_ts"], text=recovery_reply(app.name, after)
         )

@@ -256,7 +256,7 @@ class AlertPipeline:
         )
         rows = [
             NewNotification("incident_reply", None, {"message_id": message["id"], "message": reply}, after["id"])
-            for message in await incidents.messages_for(conn, after["id"])
+            for message in await incidents.messages_for(conn, after["id"], escalation_posts=False)
             if message["slack_ts"]
         ]
         await notifications.enqueue_notifications(conn, rows)

@@ -505,20 +505,37 @@ def escalation_reply(view: IncidentView, target: str, level: int, levels: int, a
 
 def escalation_post(view: IncidentView, target: str, level: int, permalink: str | None) -> dict:
     """A fresh channel post so an escalation is not buried in a busy channel, with the same buttons
-    (same action ids and values) so it can be acked right there."""
+    (same action ids and values) so it can be acked right there. It is re-rendered whenever the
+    incident changes: once acked or resolved it says so and offers only what the incident's own
+    message offers then, never a stale "not acknowledged" with live buttons."""
     who = format_mention(target) or "on-call"
     title = clip_escaped(_title(view), TITLE_IN_TEXT)
-    emoji = SEVERITY_EMOJI.get(view.severity, UNKNOWN_SEVERITY_EMOJI)
-    text = f"{who} :rotating_light: Escalation: *{title}* has not been acknowledged (level {level})"
+    headline, fallback_state = _escalation_state(view)
+    text = f"{who} :rotating_light: Escalation (level {level}): *{title}* {headline}"
+    emoji = ":white_check_mark:" if _is_resolved(view) else SEVERITY_EMOJI.get(view.severity, UNKNOWN_SEVERITY_EMOJI)
     body = f"{text}\n{emoji} {severity_label(view.severity)} · ×{view.count:,} · first seen {slack_date(view.first_seen)}"
     if thread := _usable_url(permalink):
         body += f"\n<{escape(thread)}|View the incident thread>"
     blocks: list[dict] = [{"type": "section", "block_id": "escalation", "text": _mrkdwn(body)}]
+    notes = _state_notes(view)
+    if notes:
+        blocks.append({"type": "context", "block_id": "incident_state", "elements": [_mrkdwn(n) for n in notes]})
     actions = _actions(view)
     if actions:
         blocks.append({"type": "actions", "block_id": _actions_block_id(view), "elements": actions})
-    fallback = f"{who} :rotating_light: Escalation: {title} has not been acknowledged (level {level})"
+    fallback = f"{who} :rotating_light: Escalation (level {level}): {title} {fallback_state}"
     return {"text": fallback, "blocks": blocks}
+
+
+def _escalation_state(view: IncidentView) -> tuple[str, str]:
+    """What an escalation post says of the incident now (mrkdwn, plain)."""
+    if _is_resolved(view):
+        return "is resolved", "is resolved"
+    if view.acked_by:
+        return f"was acknowledged by {user(view.acked_by)}", "was acknowledged"
+    if _snoozed_until(view):
+        return "is snoozed", "is snoozed"
+    return "has not been acknowledged", "has not been acknowledged"
 
 
 def severity_change_reply(before: str, after: str, *, raised: bool, source: str, spike: bool = False) -> dict:

@@ -31,7 +31,7 @@ UPDATABLE = frozenset(
 _MESSAGE_COLUMNS = (
     "id, incident_id, rule_id, channel, mention, mention_min_severity, runbook_url, escalate_after_minutes, "
     "escalate_to, escalation_levels, escalation_level, next_escalation_at, slack_channel, slack_ts, "
-    "render_due_at, rendered_version, last_rendered_at, attempts, last_error, failed, created_at"
+    "render_due_at, rendered_version, last_rendered_at, attempts, last_error, failed, created_at, escalation_of"
 )
 
 
@@ -183,7 +183,7 @@ async def add_messages(
             INSERT INTO incident_messages (incident_id, rule_id, channel, mention, mention_min_severity, runbook_url,
                                            escalate_after_minutes, escalate_to, escalation_levels, render_due_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            ON CONFLICT ON CONSTRAINT incident_messages_channel_key DO NOTHING
+            ON CONFLICT (incident_id, channel) WHERE escalation_of IS NULL DO NOTHING
             """,
             incident_id,
             route["rule_id"],
@@ -200,8 +200,36 @@ async def add_messages(
     return added
 
 
-async def messages_for(conn: Conn, incident_id: int) -> list[dict]:
-    rows = await conn.fetch(f"SELECT {_MESSAGE_COLUMNS} FROM incident_messages WHERE incident_id = $1 ORDER BY id", incident_id)
+async def add_escalation_post(conn: Conn, escalated: Mapping[str, Any], *, target: str, level: int, due_at: datetime) -> int:
+    """A fresh post in the escalated message's channel, paging `target` at `level`. It is a message
+    of the incident like any other, so every later change of the incident re-renders it; it never
+    escalates itself (no levels)."""
+    return await conn.fetchval(
+        """
+        INSERT INTO incident_messages (incident_id, rule_id, channel, runbook_url, escalate_to, escalation_level,
+                                       escalation_of, render_due_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING id
+        """,
+        escalated["incident_id"],
+        escalated["rule_id"],
+        escalated["slack_channel"] or escalated["channel"],
+        escalated["runbook_url"],
+        target,
+        level,
+        escalated["id"],
+        due_at,
+    )
+
+
+async def messages_for(conn: Conn, incident_id: int, *, escalation_posts: bool = True) -> list[dict]:
+    """The incident's messages, oldest first; `escalation_posts=False` keeps the routed ones only
+    (where thread notices go)."""
+    rows = await conn.fetch(
+        f"SELECT {_MESSAGE_COLUMNS} FROM incident_messages WHERE incident_id = $1 AND ($2 OR escalation_of IS NULL) ORDER BY id",
+        incident_id,
+        escalation_posts,
+    )
     return [dict(r) for r in rows]
 
 
@@ -352,6 +380,21 @@ async def message_retry(pool: asyncpg.Pool, message_id: int, *, error: str, retr
     )
 
 
+async def message_lost(pool: asyncpg.Pool, message_id: int, *, error: str, now: datetime) -> None:
+    """The Slack message is gone (deleted, or too old to edit): forget it and post it again now.
+    Escalation keeps its level; the new post re-arms its countdown like a first post."""
+    await pool.execute(
+        """
+        UPDATE incident_messages
+           SET slack_channel = NULL, slack_ts = NULL, render_due_at = $3, last_error = left($2, 2000), attempts = 0
+         WHERE id = $1
+        """,
+        message_id,
+        error,
+        now,
+    )
+
+
 async def message_failed(pool: asyncpg.Pool, message_id: int, *, error: str) -> None:
     """Give up: an error no retry can fix (channel gone, token revoked) or attempts exhausted."""
     await pool.execute(
@@ -390,7 +433,7 @@ async def claim_due_escalations(pool: asyncpg.Pool, *, now: datetime, limit: int
                                          THEN $1::timestamptz + make_interval(mins => m.escalate_after_minutes) END
          WHERE m.id IN (
                SELECT m2.id FROM incident_messages m2 JOIN incidents i ON i.id = m2.incident_id
-                WHERE m2.next_escalation_at <= $1 AND m2.slack_ts IS NOT NULL
+                WHERE m2.next_escalation_at <= $1 AND m2.slack_ts IS NOT NULL AND m2.escalation_of IS NULL
                   AND i.status = 'firing' AND i.acked_by IS NULL AND i.suppressed_by IS NULL
                   AND (i.snoozed_until IS NULL OR i.snoozed_until <= $1)
                 ORDER BY m2.next_escalation_at

@@ -113,17 +113,21 @@ async def mark_retry(
     max_attempts: int,
     base_delay: timedelta = timedelta(seconds=5),
     not_before: timedelta | None = None,
+    count_attempt: bool = True,
 ) -> bool:
     """Schedule another try with exponential backoff (capped at 10 min), but no sooner than
-    `not_before` (Slack's Retry-After); False once given up."""
+    `not_before` (Slack's Retry-After); False once given up. `count_attempt=False` is for faults
+    that are not this row's (Slack refusing the token while it is rotated): the row waits, its
+    attempts are given back, and it is never given up for them."""
     status = await pool.fetchval(
         """
         UPDATE notifications
            SET last_error = left($2, 2000),
-               status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
+               attempts = CASE WHEN $6 THEN attempts ELSE GREATEST(attempts - 1, 0) END,
+               status = CASE WHEN $6 AND attempts >= $3 THEN 'failed' ELSE 'pending' END,
                next_attempt_at = now() + GREATEST(
                    coalesce($5::interval, interval '0'),
-                   LEAST(interval '10 minutes', $4::interval * power(2, attempts - 1)))
+                   LEAST(interval '10 minutes', $4::interval * power(2, GREATEST(attempts - 1, 0))))
          WHERE id = $1
         RETURNING status
         """,
@@ -132,6 +136,7 @@ async def mark_retry(
         max_attempts,
         base_delay,
         not_before,
+        count_attempt,
     )
     return status == "pending"
 

@@ -20,6 +20,7 @@ from blocks.incidents import (
     incident_id_from_block,
     incident_message,
     investigation_thread,
+    severity_change_reply,
     snooze_minutes,
     status_reply,
 )
@@ -403,11 +404,31 @@ def test_the_escalation_reply_names_the_target_the_wait_and_the_level():
 def test_the_escalation_post_pings_the_target_links_the_thread_and_can_be_acked_there():
     post = escalation_post(view(), "<@U0LEAD>", 1, "https://acme.slack.com/archives/C1/p1700000000000100")
     assert post["text"] == (
-        "<@U0LEAD> :rotating_light: Escalation: DatabaseError: connection refused has not been acknowledged (level 1)"
+        "<@U0LEAD> :rotating_light: Escalation (level 1): DatabaseError: connection refused has not been acknowledged"
     )
     assert "<https://acme.slack.com/archives/C1/p1700000000000100|View the incident thread>" in str(post["blocks"])
     assert action_ids(post) == action_ids(incident_message(view()))
     assert {e["value"] for e in action_elements(post) if e["type"] == "button"} == {"42"}
+
+
+def test_an_escalation_post_of_a_resolved_incident_says_so_and_offers_no_ack_or_resolve():
+    post = escalation_post(
+        view(status="resolved", resolved_by="U0BOB", resolved_at=NOW, resolve_reason="user"), "<@U0LEAD>", 1, None
+    )
+    assert "is resolved" in post["text"] and "not been acknowledged" not in str(post)
+    assert "Resolved by <@U0BOB>" in str(post["blocks"])
+    assert not {ACK, RESOLVE, INVESTIGATE} & set(action_ids(post))
+
+
+def test_an_escalation_post_of_an_acked_incident_names_the_acker_and_drops_the_ack_button():
+    post = escalation_post(view(acked_by="U0BOB", acked_at=NOW), "<@U0LEAD>", 2, None)
+    assert "was acknowledged by <@U0BOB>" in str(post["blocks"]) and "not been acknowledged" not in str(post)
+    assert ACK not in action_ids(post) and RESOLVE in action_ids(post)
+
+
+def test_an_escalation_post_of_a_snoozed_incident_says_it_is_snoozed():
+    post = escalation_post(view(snoozed_by="U0BOB", snoozed_until=NOW + timedelta(hours=1)), "<@U0LEAD>", 1, None)
+    assert "is snoozed" in post["text"] and ":zzz: Snoozed by <@U0BOB>" in str(post["blocks"])
 
 
 def test_the_escalation_post_without_a_permalink_has_no_thread_link():
@@ -416,6 +437,16 @@ def test_the_escalation_post_without_a_permalink_has_no_thread_link():
 
 def test_a_status_reply_is_plain_text():
     assert status_reply("Resolved by the source") == {"text": "Resolved by the source"}
+
+
+def test_a_lowered_severity_reply_says_from_what_to_what_and_that_the_source_said_so():
+    reply = severity_change_reply("critical", "medium", raised=False, source="sentry")
+    assert reply == {"text": ":arrow_down: Severity lowered [CRITICAL] → [MEDIUM]: the latest alert from Sentry"}
+
+
+def test_a_severity_raised_by_a_spike_says_it_was_the_spike():
+    reply = severity_change_reply("medium", "high", raised=True, source="generic", spike=True)
+    assert reply["text"] == ":arrow_up: Severity raised [MEDIUM] → [HIGH]: production spike"
 
 
 @pytest.mark.parametrize(

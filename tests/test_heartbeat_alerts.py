@@ -58,6 +58,15 @@ async def ping(pulser, app, suffix: str = "") -> None:
     assert response.status_code == 200, response.text
 
 
+async def delete_message(sandbox, channel: str, ts: str) -> None:
+    """Someone deletes a message in Slack (the Web API call a user's client makes)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"{sandbox.api_url}chat.delete", headers={"Authorization": "Bearer xoxb-test-bot"}, data={"channel": channel, "ts": ts}
+        )
+    assert answer.json()["ok"], answer.text
+
+
 def alert_posts(sandbox):
     return [c for c in sandbox.calls_to("chat.postMessage") if "thread_ts" not in c.params]
 
@@ -173,6 +182,22 @@ async def test_recovery_updates_the_alert_in_place_and_replies_in_its_thread(pul
     assert replies[0].params["thread_ts"] == alert["slack_ts"]
     assert "recovered after 14 min" in replies[0].params["text"]
     assert (await applications.get_application(pulser.pool, app.id)).state == "up"
+
+
+async def test_a_recovery_whose_alert_message_was_deleted_is_posted_as_a_new_message(pulser, sandbox):
+    app = await register(pulser.pool, interval=300, grace=0)
+    await heartbeat(pulser, app, at=ago(minutes=19))
+    alert = await eventually(lambda: _sent_alert(pulser.pool, app), timeout=30)
+    await delete_message(sandbox, alert["slack_channel"], alert["slack_ts"])
+
+    await ping(pulser, app)  # the app is back; its alert message is gone
+
+    recovered = await eventually(lambda: [c for c in alert_posts(sandbox) if "recovered" in message_text(c)], timeout=30)
+    assert recovered[0].params["text"].startswith("✅ nightly-backup recovered after 14 min")
+    assert "actions" not in str(recovered[0].params["attachments"]), "a recovered alert has no buttons"
+    rows = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
+    assert [r["status"] for r in rows] == ["sent", "sent"], "the recovery is delivered, not retried or failed"
+    assert len(sandbox.calls_to("chat.update")) == 1, "one try at the old message, then a new post"
 
 
 async def test_a_snoozed_app_is_marked_down_without_an_alert(pulser, sandbox):
@@ -397,7 +422,7 @@ async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting
             )
     finally:
         await other_process.close()
-    posts = await sandbox.wait_for_call("chat.postMessage", count=2, timeout=15)
+    posts = await sandbox.wait_for_call("chat.postMessage", count=2, timeout=30)
     assert message_text(posts[-1]) == "🚨 nightly-backup reported a failure"
 
 

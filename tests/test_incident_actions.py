@@ -69,7 +69,10 @@ async def test_escalation_repeats_up_to_the_configured_levels_then_stops(pool, p
     assert (await actions.sweep(now=T0 + timedelta(minutes=20)))["escalated"] == 1
     assert (await actions.sweep(now=T0 + timedelta(hours=5)))["escalated"] == 0
     kinds = [row["kind"] for row in await outbox(pool, opened.incident_id)]
-    assert kinds == ["incident_reply", "incident_post"] * 2
+    assert kinds == ["incident_reply"] * 2
+    posts = [m for m in await incidents.messages_for(pool, opened.incident_id) if m["escalation_of"] is not None]
+    assert [(p["escalate_to"], p["escalation_level"], p["channel"]) for p in posts] == [("U0CAROL", 1, "C1"), ("U0CAROL", 2, "C1")]
+    assert all(p["render_due_at"] is not None and p["slack_ts"] is None for p in posts), "each is posted by the notifier"
     entries = await audit.list_actions(pool, target_type="incident", target_id=opened.incident_id)
     assert [e["details"]["level"] for e in entries if e["action"] == "incident.escalate"] == [2, 1]
 
@@ -85,6 +88,33 @@ async def test_a_snoozed_incident_does_not_escalate_until_the_snooze_ends(pool, 
     [reply] = await outbox(pool, opened.incident_id)
     assert "Snooze ended" in reply["payload"]["message"]["text"]
     assert (await actions.sweep(now=T0 + timedelta(minutes=72)))["escalated"] == 1
+
+
+async def test_resolving_an_escalated_incident_re_renders_its_escalation_posts(pool, pipeline, actions):
+    await rule(pool, escalate_after_minutes=5, escalate_to="S0ONCALL", escalation_levels=3)
+    opened = await pipeline.ingest(alert(), now=T0)
+    await posted(pool, opened.incident_id)
+    assert (await actions.sweep(now=T0 + timedelta(minutes=5)))["escalated"] == 1
+    [post] = [m for m in await incidents.messages_for(pool, opened.incident_id) if m["escalation_of"] is not None]
+    await incidents.message_rendered(
+        pool, post["id"], version=2, claimed_until=post["render_due_at"], channel="C1", ts="9.0",
+        now=T0 + timedelta(minutes=5), debounce=timedelta(seconds=2),
+    )
+    assert (await incidents.get_message(pool, post["id"]))["render_due_at"] is None
+    await actions.resolve(opened.incident_id, "U0BOB", now=T0 + timedelta(minutes=6))
+    assert (await incidents.get_message(pool, post["id"]))["render_due_at"] == T0 + timedelta(minutes=6)
+
+
+async def test_thread_notices_go_under_the_routed_message_not_the_escalation_posts(pool, pipeline, actions):
+    await rule(pool, escalate_after_minutes=5, escalate_to="S0ONCALL", escalation_levels=1)
+    opened = await pipeline.ingest(alert(), now=T0)
+    await posted(pool, opened.incident_id)
+    await actions.sweep(now=T0 + timedelta(minutes=5))
+    routed = await incidents.messages_for(pool, opened.incident_id, escalation_posts=False)
+    everything = await incidents.messages_for(pool, opened.incident_id)
+    assert len(routed) == 1 and len(everything) == 2
+    [reply] = await outbox(pool, opened.incident_id)
+    assert reply["payload"]["message_id"] == routed[0]["id"]
 
 
 async def test_resolving_stops_escalation(pool, pipeline, actions):
