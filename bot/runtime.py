@@ -662,41 +662,28 @@ class Runtime:
         }
 
     async def stop(self) -> None:
-        """Stop taking work, finish or release in-flight rows, close the socket, stop the database."""
+        """Stop taking work, finish or release in-flight rows, close the socket, stop the database.
+
+        Each step is bounded (`_bounded`): a part that does not stop in time is logged and left
+        behind, so a stopping process never hangs on one of them."""
         if self.http_runner is not None:
-            await self.http_runner.cleanup()
+            await _bounded("sidecar", self.http_runner.cleanup())
             self.http_runner = None
         if self.heartbeat_writer is not None:
-            await self.heartbeat_writer.stop()  # commits what in-flight requests queued
+            await _bounded("heartbeat_writer", self.heartbeat_writer.stop())  # commits what in-flight requests queued
             self.heartbeat_writer = None
         if self.ledger_worker is not None and self.pool is not None:
-            unfinished = await self.ledger_worker.drain(self.drain_timeout)
-            if unfinished:
-                released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
-                log.warning("ledger.webhooks_released_at_shutdown", rows=released)
+            await _bounded("ledger_worker", self._drain_ledger_worker(), timeout=self.drain_timeout + 5)
         if self.socket is not None:
-            unfinished = await self.socket.drain(self.drain_timeout)
-            if unfinished and self.pool is not None:
-                released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
-                log.warning("ledger.released_at_shutdown", rows=released)
-        if self.watcher is not None:
-            await self.watcher.stop()
-            self.watcher = None
-        if self.notifier is not None:
-            await self.notifier.stop()
-            self.notifier = None
-        if self.incident_notifier is not None:
-            await self.incident_notifier.stop()
-            self.incident_notifier = None
-        if self.event_notifier is not None:
-            await self.event_notifier.stop()
-            self.event_notifier = None
+            await _bounded("socket_drain", self._drain_socket(), timeout=self.drain_timeout + 5)
+        for name in ("watcher", "notifier", "incident_notifier", "event_notifier", "home_refresher"):
+            part = getattr(self, name)
+            if part is not None:
+                await _bounded(name, part.stop())
+                setattr(self, name, None)
         if self._delivery_session is not None:
-            await self._delivery_session.close()
+            await _bounded("delivery_session", self._delivery_session.close())
             self._delivery_session = None
-        if self.home_refresher is not None:
-            await self.home_refresher.stop()
-            self.home_refresher = None
         if self.supervisor is not None:
             await _bounded("supervisor", self.supervisor.stop())
         if self._connect_task is not None and not self._connect_task.done():
@@ -709,12 +696,12 @@ class Runtime:
             self.scheduler.shutdown(wait=False)
             self.metrics.scheduler_running.set(0)
         if self.self_ping is not None:
-            await self.self_ping.close()
+            await _bounded("self_ping", self.self_ping.close())
             self.self_ping = None
         if self.heroku is not None:
-            await self.heroku.client.close()
+            await _bounded("heroku_client", self.heroku.client.close())
         if self.deploys is not None:
-            await self.deploys.close()
+            await _bounded("deploys", self.deploys.close())
         if self.pool is not None:
             # close() waits for every connection to be released; a job still inside a query
             # (the scheduler does not wait for running jobs) must not keep the process alive.
@@ -722,20 +709,34 @@ class Runtime:
                 self.pool.terminate()
             self.pool = None
         if self.sandbox is not None:
-            await self.sandbox.stop()
+            await _bounded("sandbox", self.sandbox.stop())
             self.sandbox = None
         if self.embedded is not None:
             await self.embedded.stop()
             self.embedded = None
         log.info("pulser.stopped", mode=self.mode)
 
+    async def _drain_ledger_worker(self) -> None:
+        unfinished = await self.ledger_worker.drain(self.drain_timeout)
+        if unfinished:
+            released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
+            log.warning("ledger.webhooks_released_at_shutdown", rows=released)
+
+    async def _drain_socket(self) -> None:
+        unfinished = await self.socket.drain(self.drain_timeout)
+        if unfinished and self.pool is not None:
+            released = await envelopes.release_claims(self.pool, self.worker_name, unfinished)
+            log.warning("ledger.released_at_shutdown", rows=released)
 
 async def _bounded(step: str, awaitable: Awaitable[object], timeout: float = 10.0) -> bool:
     """Await one shutdown step for at most `timeout` seconds; False (and a warning) if it did not
-    finish, so one stuck part never keeps a stopping process alive."""
+    finish, so one stuck part never keeps a stopping process alive. A slow one is logged too."""
+    started = time.monotonic()
     try:
         await asyncio.wait_for(awaitable, timeout)
-        return True
     except asyncio.TimeoutError:
         log.warning("shutdown.step_timed_out", step=step, seconds=timeout)
         return False
+    if (took := time.monotonic() - started) > 2.0:
+        log.warning("shutdown.step_slow", step=step, seconds=round(took, 1))
+    return True
