@@ -320,48 +320,35 @@ async def message_rendered(
             "SELECT 1 FROM incidents WHERE id = (SELECT incident_id FROM incident_messages WHERE id = $1) FOR SHARE",
             message_id,
         )
-        await _record_render(conn, message_id, version, claimed_until, channel, ts, now, debounce)
-
-
-async def _record_render(
-    conn: asyncpg.Connection,
-    message_id: int,
-    version: int,
-    claimed_until: datetime,
-    channel: str | None,
-    ts: str | None,
-    now: datetime,
-    debounce: timedelta,
-) -> None:
-    await conn.execute(
-        """
-        UPDATE incident_messages m
-           SET slack_channel = coalesce(m.slack_channel, $3),
-               slack_ts = coalesce(m.slack_ts, $4),
-               rendered_version = GREATEST(m.rendered_version, $2),
-               last_rendered_at = $5,
-               attempts = 0,
-               last_error = NULL,
-               next_escalation_at = CASE
-                   WHEN m.slack_ts IS NULL AND m.escalate_after_minutes IS NOT NULL AND m.escalation_levels > 0
-                        AND i.status = 'firing' AND i.acked_by IS NULL
-                   THEN $5::timestamptz + make_interval(mins => m.escalate_after_minutes)
-                   ELSE m.next_escalation_at END,
-               render_due_at = CASE
-                   WHEN m.render_due_at IS DISTINCT FROM $7 THEN m.render_due_at
-                   WHEN i.version > $2 THEN $5::timestamptz + $6::interval
-                   ELSE NULL END
-          FROM incidents i
-         WHERE m.id = $1 AND i.id = m.incident_id
-        """,
-        message_id,
-        version,
-        channel,
-        ts,
-        now,
-        debounce,
-        claimed_until,
-    )
+        await conn.execute(
+            """
+            UPDATE incident_messages m
+               SET slack_channel = coalesce(m.slack_channel, $3),
+                   slack_ts = coalesce(m.slack_ts, $4),
+                   rendered_version = GREATEST(m.rendered_version, $2),
+                   last_rendered_at = $5,
+                   attempts = 0,
+                   last_error = NULL,
+                   next_escalation_at = CASE
+                       WHEN m.slack_ts IS NULL AND m.escalate_after_minutes IS NOT NULL AND m.escalation_levels > 0
+                            AND i.status = 'firing' AND i.acked_by IS NULL
+                       THEN $5::timestamptz + make_interval(mins => m.escalate_after_minutes)
+                       ELSE m.next_escalation_at END,
+                   render_due_at = CASE
+                       WHEN m.render_due_at IS DISTINCT FROM $7 THEN m.render_due_at
+                       WHEN i.version > $2 THEN $5::timestamptz + $6::interval
+                       ELSE NULL END
+              FROM incidents i
+             WHERE m.id = $1 AND i.id = m.incident_id
+            """,
+            message_id,
+            version,
+            channel,
+            ts,
+            now,
+            debounce,
+            claimed_until,
+        )
 
 
 async def message_retry(pool: asyncpg.Pool, message_id: int, *, error: str, retry_at: datetime, count_attempt: bool = True) -> None:

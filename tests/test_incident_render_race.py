@@ -31,12 +31,17 @@ async def waiting_on_a_lock(pool) -> bool:
     )
 
 
-async def test_a_repeat_committed_while_a_render_is_recorded_is_rendered_next(pool):
-    pipeline = AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts"))
-    opened = await pipeline.ingest(alert())
+async def a_message_being_rendered(pool):
+    """An incident's first message, claimed by the notifier, and the incident as it renders it."""
+    opened = await AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts")).ingest(alert())
     now = datetime.now(timezone.utc)
     [message] = await incidents.claim_due_messages(pool, now=now, limit=10, lease=LEASE)
     rendered = (await incidents.get_incidents(pool, [opened.incident_id]))[opened.incident_id]
+    return opened, message, rendered, now
+
+
+async def test_a_repeat_committed_while_a_render_is_recorded_is_rendered_next(pool):
+    opened, message, rendered, now = await a_message_being_rendered(pool)
 
     # A repeat, as the pipeline writes it: the count and version, then the message's schedule
     # (which keeps the in-flight claim's time), in one transaction not yet committed.
@@ -64,11 +69,7 @@ async def test_a_repeat_committed_while_a_render_is_recorded_is_rendered_next(po
 
 
 async def test_a_render_recorded_with_no_change_since_clears_the_schedule(pool):
-    pipeline = AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts"))
-    opened = await pipeline.ingest(alert())
-    now = datetime.now(timezone.utc)
-    [message] = await incidents.claim_due_messages(pool, now=now, limit=10, lease=LEASE)
-    rendered = (await incidents.get_incidents(pool, [opened.incident_id]))[opened.incident_id]
+    opened, message, rendered, now = await a_message_being_rendered(pool)
     await incidents.message_rendered(
         pool, message["id"], version=rendered["version"], claimed_until=now + LEASE,
         channel="C1", ts="1.0", now=now, debounce=DEBOUNCE,
