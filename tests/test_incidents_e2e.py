@@ -102,6 +102,13 @@ async def test_a_forged_signature_is_refused_and_nothing_is_stored(pulser, sandb
     assert await envelopes.count_envelopes(pulser.pool, source="sentry") == 0
 
 
+async def test_a_wrong_bearer_token_is_refused_as_an_invalid_token_naming_the_variable(pulser, http):
+    response = await post(http, "generic", send.generic({"title": "x", "severity": "high"}, token="not-the-token"))
+    assert response.status_code == 401 and response.json()["error"] == "invalid token"
+    assert "PULSER_WEBHOOK_TOKEN" in response.json()["detail"]
+    assert await envelopes.count_envelopes(pulser.pool, source="generic") == 0
+
+
 async def test_a_body_that_is_not_what_the_source_sends_is_a_400_that_says_why(pulser, http):
     response = await post(http, "generic", send.generic({"severity": "high"}))
     assert response.status_code == 400

@@ -52,6 +52,13 @@ class SignatureError(SourceError):
     """The request is not proven to come from the sender (missing/wrong signature or token): 401."""
 
     status = 401
+    proof = "signature"  # what the answer says was wrong ("invalid signature")
+
+
+class TokenError(SignatureError):
+    """A shared token (not a signature over the body) is missing or wrong."""
+
+    proof = "token"
 
 
 class NotConfiguredError(SignatureError):
@@ -143,11 +150,11 @@ def verify_token(headers: Mapping[str, str], token: str | None, *, env_var: str,
     expected = require_secret(token, env_var, source)
     given = presented_token(headers)
     if given is None:
-        raise SignatureError(
+        raise TokenError(
             f"missing token: send 'Authorization: Bearer <{env_var}>' or 'X-Pulser-Token: <{env_var}>'"
         )
     if not same_secret(given, expected):
-        raise SignatureError(f"wrong token: it does not match {env_var}")
+        raise TokenError(f"wrong token: it does not match {env_var}")
 
 
 # --- bodies ---------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ async def receive_event(request: web.Request) -> web.Response:
     except SignatureError as exc:
         count(SOURCE, "unauthorized")
         log.info("events.refused", status=401, detail=exc.message)
-        return json_error(401, "unauthorized", exc.message)
+        return json_error(401, f"invalid {exc.proof}", exc.message)
     try:
         payload = decode_json_body(raw)
         spec = validate_event(payload)

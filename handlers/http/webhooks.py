@@ -87,7 +87,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
         outcome = "unauthorized" if exc.status == 401 else "invalid"
         count(name, outcome)
         log.info("webhook.refused", source=name, status=exc.status, detail=exc.message)
-        return json_error(exc.status, "invalid signature" if exc.status == 401 else "invalid payload", exc.message)
+        error = f"invalid {getattr(exc, 'proof', 'signature')}" if exc.status == 401 else "invalid payload"
+        return json_error(exc.status, error, exc.message)
 
     bad_header = undecodable_header(request.headers, STORED_HEADERS)
     if bad_header is not None:
