@@ -38,13 +38,13 @@ class RateLimiter:
         self.capacity = capacity
         self.rate = rate
         self.max_keys = max_keys
-        self._clock = clock
+        self.clock = clock  # replaceable: tests stop time to make limits exact
         # key → (tokens, time of last update); least recently used first.
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
 
     def acquire(self, key: Hashable) -> float:
         """Take a token for `key`: 0.0 when allowed, else the seconds until one is available."""
-        now = self._clock()
+        now = self.clock()
         self._drop_full(now)
         state = self._buckets.get(key)
         if state is None:
