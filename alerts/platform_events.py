@@ -582,10 +582,8 @@ class PlatformEvents:
                 "render_due_at": _now() if target else None,
             },
         )
-        if spec.event_type == "deploy" and spec.correlation and spec.status in ("completed", "failed"):
-            started = next((e for e in await store.chain_of(conn, row) if e["status"] == "started"), None)
-            if started is not None:
-                row["duration_seconds"] = (row["occurred_at"] - started["occurred_at"]).total_seconds()
+        if spec.event_type == "deploy" and spec.correlation and spec.status in ("started", "completed", "failed"):
+            row["duration_seconds"] = _deploy_duration(row, await store.chain_of(conn, row))
         log.info(
             "platform_event.recorded", event_id=row["id"], event_type=spec.event_type, status=spec.status,
             service=spec.service, channel=target, posted=target is not None, updates_message=ts is not None,
@@ -695,3 +693,18 @@ class PlatformEvents:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _deploy_duration(row: dict, chain: list[dict]) -> float | None:
+    """Started → ended, counted by whichever of the two is recorded second. Senders' deliveries (and
+    the ledger's workers) do not keep order: a "completed" may be recorded before its "started"."""
+    ended = ("completed", "failed")
+    if row["status"] in ended:
+        start = next((e for e in chain if e["status"] == "started"), None)
+        end = row
+    else:
+        start = row
+        end = next((e for e in chain if e["status"] in ended and e["id"] != row["id"]), None)
+    if start is None or end is None:
+        return None
+    return (end["occurred_at"] - start["occurred_at"]).total_seconds()

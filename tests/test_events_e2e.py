@@ -119,6 +119,24 @@ async def test_a_finished_deployment_is_counted_with_its_duration(pulser, http):
     assert registry.get_sample_value("pulser_deployments_total", {"service": "ledger", "status": "completed"}) == 1
 
 
+async def test_a_deployment_whose_end_arrives_before_its_start_is_counted_with_its_duration(pulser, http):
+    deployment = {"event_type": "deploy", "service": "ledger", "env": "prod", "deployment_id": "ledger-v8"}
+    await send_event(http, {**deployment, "status": "completed", "occurred_at": "2026-11-23T10:03:00Z"})
+    await eventually(lambda: _events_recorded(pulser, 1), timeout=30)
+    await send_event(http, {**deployment, "status": "started", "occurred_at": "2026-11-23T10:00:00Z"})
+    registry = pulser.metrics.registry
+
+    def observed():
+        return registry.get_sample_value("pulser_deployment_duration_seconds_sum", {"service": "ledger"})
+
+    assert await eventually(observed, timeout=30) == 180.0
+    assert registry.get_sample_value("pulser_deployment_duration_seconds_count", {"service": "ledger"}) == 1
+
+
+async def _events_recorded(pulser, count: int) -> bool:
+    return len(await store.list_events(pulser.pool, event_type="deploy")) >= count
+
+
 async def test_a_malformed_event_is_refused_naming_each_wrong_field_and_nothing_is_stored(pulser, http):
     response = await send_event(http, {"event_type": "deploy", "status": "done", "link": "ftp://x", "sevrity": "high"})
     assert response.status_code == 400

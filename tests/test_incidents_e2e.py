@@ -500,7 +500,13 @@ async def test_a_revoked_token_takes_slack_delivery_down_in_health(pulser, sandb
 async def test_api_delivery_reports_the_last_webhook_per_source_and_the_last_slack_delivery(pulser, sandbox, http):
     await post(http, "generic", send.generic({"title": "Anything", "severity": "high"}))
     await first_post(sandbox)
-    report = (await http.get("/api/delivery", headers={"Authorization": "Bearer admin-token"})).json()
+
+    async def delivered_report():
+        # Slack shows the message a moment before Pulser has recorded that it was delivered.
+        report = (await http.get("/api/delivery", headers={"Authorization": "Bearer admin-token"})).json()
+        return report if report["slack"]["last_delivery"] is not None else None
+
+    report = await eventually(delivered_report, timeout=30)
     assert report["webhooks"]["sources"]["generic"]["last_received"] is not None
     assert report["webhooks"]["sources"]["sentry"]["last_received"] is None
     assert report["slack"]["last_delivery"] is not None
