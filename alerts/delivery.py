@@ -137,7 +137,7 @@ class SlackDelivery:
             response = exc.response
             error = str(response.get("error") or f"http_{response.status_code}")
             if response.status_code == 429:
-                retry_after = _retry_after(response.headers)
+                retry_after = retry_after_seconds(response.headers)
                 self._blocked_until[channel] = self._clock() + retry_after
                 await self._log(method, channel, False, started, "ratelimited", incident_id, notification_id)
                 self._on_result(method, "rate_limited")
@@ -212,7 +212,8 @@ class SlackDelivery:
             log.warning("slack.delivery_log_failed", error=f"{type(exc).__name__}: {exc}")
 
 
-def _retry_after(headers: Any) -> float:
+def retry_after_seconds(headers: Any) -> float:
+    """Slack's Retry-After as seconds to wait: at least 1, and 1 when it is missing or unreadable."""
     try:
         value = headers.get("Retry-After") or headers.get("retry-after")
         return max(1.0, float(value))

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
-from alerts.delivery import AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, GONE_ERRORS
+from alerts.delivery import AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, GONE_ERRORS, retry_after_seconds
 from alerts.outbox_loop import OutboxLoop
 from alerts.pipeline import Suppressions
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
@@ -187,6 +187,13 @@ class HeartbeatNotifier(OutboxLoop):
                 retrying = await notifications.mark_retry(
                     self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
                     not_before=timedelta(seconds=self._auth_wait()), count_attempt=False,
+                )
+            elif error == "ratelimited":
+                # Slack's rate limit is a delay, not this alert's fault (the client has already
+                # waited out Retry-After a few times): no sooner than Slack asks, and never given up for it.
+                retrying = await notifications.mark_retry(
+                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
+                    not_before=timedelta(seconds=retry_after_seconds(exc.response.headers)), count_attempt=False,
                 )
             else:
                 retrying = await notifications.mark_retry(

@@ -66,7 +66,10 @@ async def insert_apps(pool: asyncpg.Pool, *, total: int, due: int, due_in: float
 
 
 async def run_scenario(dsn: str, pool: asyncpg.Pool, *, total: int, due: int, due_in: float, spread: float) -> dict:
-    sb = SlackSandbox(port=0)
+    # No rate limits: this measures how soon Pulser notices a missed deadline, and 200 deadlines in
+    # 20 s to one channel is ten times what Slack lets a channel take; with limits on, the figures
+    # would be Slack's 1-post-a-second pacing, not Pulser's detection.
+    sb = SlackSandbox(port=0, rate_limits=False)
     await sb.start()
     await insert_apps(pool, total=total, due=due, due_in=due_in, spread=spread)
     deadlines = {

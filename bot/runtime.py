@@ -337,7 +337,11 @@ class Runtime:
         if self.settings.use_sandbox:
             from sandbox import SlackSandbox
 
-            self.sandbox = SlackSandbox(host=self.settings.sandbox_host, port=self.settings.sandbox_port)
+            self.sandbox = SlackSandbox(
+                host=self.settings.sandbox_host,
+                port=self.settings.sandbox_port,
+                rate_limits=self.settings.sandbox_rate_limits,
+            )
             # A person to click as, and the default alert channel, so a local try-out just works.
             self.sandbox.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
             self.sandbox.add_channel("C0OPS", "ops")

@@ -120,6 +120,7 @@ class Settings:
     ledger_max_attempts: int = 5
     sandbox_port: int = 8081
     sandbox_host: str = "127.0.0.1"  # the sandbox's bind address; 0.0.0.0 in a container, so it can be opened
+    sandbox_rate_limits: bool = True  # the sandbox refuses what Slack would (429); off only to measure something else
     public_url: str | None = None  # how heartbeat senders reach the sidecar; None: http://host:port
     heartbeat_history: int = 100
     self_ping_url: str | None = field(default=None, repr=False)  # a dead-man's switch for Pulser itself
@@ -246,6 +247,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "PULSER_SANDBOX_PORT", 8081, _int_between("PULSER_SANDBOX_PORT", 0, 65535, "a TCP port")
         ),
         sandbox_host=env.get("PULSER_SANDBOX_HOST", "127.0.0.1", _bind_host("PULSER_SANDBOX_HOST")),
+        sandbox_rate_limits=env.get("PULSER_SANDBOX_RATE_LIMITS", True, _flag("PULSER_SANDBOX_RATE_LIMITS")),
         public_url=env.get("PULSER_PUBLIC_URL", None, _http_url("PULSER_PUBLIC_URL", "https://pulser.example.com")),
         self_ping_url=env.get(
             "PULSER_SELF_PING_URL", None, _http_url("PULSER_SELF_PING_URL", "https://hc-ping.com/<your-check-uuid>")

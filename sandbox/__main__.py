@@ -1,4 +1,4 @@
-"""``python -m sandbox [--host H] [--port P]``: run the emulator until Ctrl-C.
+"""``python -m sandbox [--host H] [--port P] [--no-rate-limits]``: run the emulator until Ctrl-C.
 
 Prints the URLs and tokens to give the bot, then serves the HTML page at ``/``. Registers one
 human user (U0ALICE, an admin) so commands injected with the defaults resolve in users.info.
@@ -14,8 +14,8 @@ import signal
 from .server import SlackSandbox
 
 
-async def _run(host: str, port: int) -> None:
-    sb = SlackSandbox(host=host, port=port)
+async def _run(host: str, port: int, rate_limits: bool) -> None:
+    sb = SlackSandbox(host=host, port=port, rate_limits=rate_limits)
     sb.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
     sb.add_channel("C0OPS", "ops")
     await sb.start()
@@ -42,10 +42,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3333)
+    parser.add_argument(
+        "--no-rate-limits", dest="rate_limits", action="store_false",
+        help="serve every call instead of answering 429 beyond Slack's published rate limits",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(_run(args.host, args.port))
+        asyncio.run(_run(args.host, args.port, args.rate_limits))
     except KeyboardInterrupt:
         pass
 

@@ -348,6 +348,22 @@ def _command_form(snapshot: dict[str, Any]) -> str:
     )
 
 
+def _rate_limits_html(limits: dict[str, Any]) -> str:
+    """One line: are Slack's rate limits on, and which calls were refused with a 429."""
+    if not limits["enabled"]:
+        return '<p class="meta">Rate limits: <b>off</b> (every call is served)</p>'
+    if not limits["refused_total"]:
+        return "<p>Rate limits: on · refused (429): none</p>"
+    by_channel = limits["refused_by_channel"]
+    parts = []
+    for method, count in limits["refused"].items():
+        text = f"{method} {count}"
+        if method == "chat.postMessage" and by_channel:
+            text += " (" + ", ".join(f"{channel} {n}" for channel, n in by_channel.items()) + ")"
+        parts.append(escape(text))
+    return f'<p>Rate limits: on · refused (429): <b>{limits["refused_total"]}</b> — {" · ".join(parts)}</p>'
+
+
 def render_page(snapshot: dict[str, Any]) -> str:
     """The whole page from the ``/sandbox/state`` snapshot."""
     conn = snapshot["connections"]
@@ -369,6 +385,7 @@ def render_page(snapshot: dict[str, Any]) -> str:
         f"<p>Bot sockets open: <b>{conn['open']}</b> · handshakes: {conn['opened']} · "
         f"apps.connections.open calls: {conn['open_calls']} · Web API calls: {snapshot['call_count']} · "
         '<a href="/">refresh</a></p>',
+        _rate_limits_html(snapshot["rate_limits"]),
         _command_form(snapshot),
     ]
     if ui["notice"]:

@@ -4,7 +4,9 @@ Point the bot at it with
 ``AsyncApp(client=AsyncWebClient(token="xoxb-...", base_url=sb.api_url))`` and
 ``AsyncSocketModeHandler(app, app_token="xapp-...")``; nothing in the bot needs to know it is
 not talking to Slack. The class is the facade tests use: it records what the bot did, injects
-envelopes and faults, and waits for things to happen. The protocol work lives in
+envelopes and faults, and waits for things to happen. It enforces Slack's published rate limits
+unless started with ``rate_limits=False`` (see ``rate_limits``), so nothing that runs against it
+can post faster than Slack would let it. The protocol work lives in
 ``web_api`` (HTTP methods), ``socket_mode`` (the WebSocket) and ``payloads`` (envelope shapes).
 
 Routes:
@@ -29,6 +31,7 @@ from aiohttp import web
 
 from . import payloads
 from .page import MULTI_SELECTS, SINGLE_SELECTS, TEXT_INPUTS, field_name, input_fields, options_of, render_page
+from .rate_limits import RateLimiter, disabled_snapshot
 from .socket_mode import SocketModeHub
 from .state import ApiCall, FailureRule, WorkspaceState
 from .web_api import SlackError, WebApi
@@ -52,7 +55,11 @@ class SlackSandbox:
         app_id: str = "A0SANDBOX",
         bot_user_id: str = "U0PULSERBOT",
         bot_id: str = "B0PULSER",
+        rate_limits: bool | RateLimiter = True,
     ) -> None:
+        """``rate_limits``: True (Slack's limits, the real clock), False (no limits: only for
+        what measures something else, e.g. a throughput benchmark), or a ``RateLimiter`` of
+        your own (an injected clock, other figures)."""
         self.host = host
         self.port = port
         self.team_id = team_id
@@ -65,11 +72,16 @@ class SlackSandbox:
         )
         self.hub = SocketModeHub(app_id=app_id, notifier=self.state.changed)
         self.connections_open_calls = 0
+        if isinstance(rate_limits, RateLimiter):
+            self.rate_limiter: RateLimiter | None = rate_limits
+        else:
+            self.rate_limiter = RateLimiter() if rate_limits else None
         self._web_api = WebApi(
             self.state,
             issue_ws_url=lambda request: self.hub.issue_url(request.host or f"{self._url_host}:{self.port}"),
             base_url=lambda: self.base_url,
             on_connections_open=self._count_connections_open,
+            rate_limiter=self.rate_limiter,
         )
         self._runner: web.AppRunner | None = None
 
@@ -190,7 +202,8 @@ class SlackSandbox:
         return self.hub.envelopes_sent
 
     def reset(self) -> None:
-        """Clear recordings and pending ``fail_next`` rules; keep users, channels, sockets, counters."""
+        """Clear recordings and pending ``fail_next`` rules; keep users, channels, sockets, counters
+        and the rate-limit buckets (Slack does not forget what was just sent either)."""
         self.state.reset()
         self.hub.acks.clear()
         self.hub.stray_acks.clear()
@@ -490,6 +503,7 @@ class SlackSandbox:
         times: int = 1,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with an error instead of running it.
+        Comes before the rate limits: an injected answer costs the call no token.
 
         ``error`` defaults by status: 429 → ``ratelimited``, 5xx → ``internal_error``, anything
         else → ``fatal_error``. 429 answers carry ``Retry-After: retry_after``.
@@ -557,6 +571,7 @@ class SlackSandbox:
                 "open_calls": self.connections_open_calls,
             },
             "call_count": len(self.calls),
+            "rate_limits": self.rate_limiter.snapshot() if self.rate_limiter is not None else disabled_snapshot(),
             "recent_calls": [
                 {"method": c.method, "params": c.params, "at": c.at} for c in self.calls[-50:]
             ],

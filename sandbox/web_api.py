@@ -5,6 +5,10 @@ slack_sdk only accepts an answer with HTTP 200, ``Content-Type: application/json
 input, ends in a JSON body, and errors use the exact error strings real Slack returns, because
 the bot's code branches on them (``channel_not_found``, ``ratelimited``, ...).
 
+With a ``RateLimiter`` (the default in ``SlackSandbox``), a call beyond Slack's published rate
+limits is refused as Slack refuses it: HTTP 429, ``ratelimited`` and ``Retry-After`` (see
+``rate_limits``). An injected ``fail_next`` answer comes first and costs no token.
+
 Params may arrive as a query string (GET users.info), a form (auth.test,
 apps.connections.open) or JSON (chat.*, views.*); they are merged, and unknown ones are ignored
 because Bolt adds ``team_id`` to every call.
@@ -22,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .rate_limits import POST_MESSAGE, RateLimiter
 from .state import ApiCall, WorkspaceState
 
 log = logging.getLogger("sandbox.web_api")
@@ -176,8 +181,10 @@ class WebApi:
         issue_ws_url: Callable[[web.Request], str],
         base_url: Callable[[], str],
         on_connections_open: Callable[[], None],
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.state = state
+        self.rate_limiter = rate_limiter
         self._issue_ws_url = issue_ws_url
         self._base_url = base_url
         self._on_connections_open = on_connections_open
@@ -221,6 +228,7 @@ class WebApi:
                 raise SlackError("unknown_method")
             self._inject_failure(method)
             self._authenticate(method, token)
+            self._enforce_rate_limit(method, params)
             body = handler(params, request)
         except SlackError as err:
             return err.response()
@@ -236,6 +244,18 @@ class WebApi:
             return
         headers = {"Retry-After": str(rule.retry_after)} if rule.status == 429 and rule.retry_after is not None else {}
         raise SlackError(rule.error, status=rule.status, headers=headers)
+
+    def _enforce_rate_limit(self, method: str, params: Params) -> None:
+        """Slack's answer to a call over its limit: 429 ``ratelimited`` with ``Retry-After``.
+        chat.postMessage is limited per channel, so ``#name`` and the channel's ID share one."""
+        if self.rate_limiter is None:
+            return
+        channel = params.get("channel") if method == POST_MESSAGE else None
+        if isinstance(channel, str) and channel:
+            channel = self.state.resolve_channel(channel)
+        retry_after = self.rate_limiter.check(method, channel if isinstance(channel, str) else None)
+        if retry_after:
+            raise SlackError("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
 
     @staticmethod
     def _authenticate(method: str, token: str | None) -> None:

@@ -426,6 +426,31 @@ async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting
     assert message_text(posts[-1]) == "🚨 nightly-backup reported a failure"
 
 
+async def test_more_alerts_than_a_channel_takes_at_once_are_each_posted_once_at_slacks_pace(pulser, sandbox):
+    apps = await many_down_at_once(pulser, pulser.notifier.storm_threshold)  # one short of a storm
+    await pulser.notifier.deliver_due()
+    posted = sorted(message["text"] for message in sandbox.messages[ALERTS])  # calls refused with 429 posted nothing
+    assert posted == sorted(f"🚨 Missed heartbeat: {app.name} — last seen 1 h ago, expected every 1 min" for app in apps)
+    assert sandbox.rate_limiter.refused["chat.postMessage"] > 0, "one channel takes a burst of 4, then 1 a second"
+    statuses = await pulser.pool.fetch("SELECT status, attempts FROM notifications")
+    assert {(r["status"], r["attempts"]) for r in statuses} == {("sent", 1)}
+
+
+async def test_an_alert_slack_keeps_rate_limiting_is_held_not_given_up(pulser, sandbox):
+    pulser.notifier.max_attempts = 1  # any error that counted as an attempt would fail it at once
+    # The first try and each of the client's retries (it waits Retry-After in between) are refused.
+    sandbox.fail_next("chat.postMessage", status=429, retry_after=1, times=4)
+    app = await register(pulser.pool, interval=60, grace=0)
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    row = await eventually(lambda: _with_attempts(pulser.pool, app), timeout=60)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 0, "slack: ratelimited")
+    # Due now instead of after the backoff; the wake stands in for the next poll.
+    await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE id = $1", row["id"])
+    pulser.notifier.wake()
+    await eventually(lambda: _status(pulser.pool, row["id"], "sent"), timeout=30)
+    assert [m["text"] for m in sandbox.messages[ALERTS]] == ["🚨 Missed heartbeat: nightly-backup — last seen 5 min ago, expected every 1 min"]
+
+
 async def test_an_error_no_retry_can_fix_fails_the_alert_at_once_and_shows_in_health(pulser, sandbox):
     sandbox.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
     app = await register(pulser.pool, interval=60, grace=0)
