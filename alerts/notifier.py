@@ -158,8 +158,13 @@ class HeartbeatNotifier(OutboxLoop):
                 response = await self.client.chat_postMessage(channel=channel, **storm_message(names))
         except (SlackApiError, OSError, asyncio.TimeoutError) as exc:
             # Back to pending, one by one: the next round groups them again.
+            terms = {}
+            if isinstance(exc, SlackApiError):
+                terms = self._waiting_terms(_slack_error(exc), exc.response.headers if exc.response is not None else {})
             for row, _ in group:
-                await notifications.mark_retry(self.pool, row["id"], f"storm post: {exc}", max_attempts=self.max_attempts)
+                await notifications.mark_retry(
+                    self.pool, row["id"], f"storm post: {exc}", max_attempts=self.max_attempts, **terms
+                )
             log.warning("notification.storm_failed", channel=channel, alerts=len(ids), error=str(exc))
             return
         self._storms[channel] = (response["channel"], response["ts"], names, time.monotonic())
@@ -181,23 +186,10 @@ class HeartbeatNotifier(OutboxLoop):
             if error in PERMANENT_SLACK_ERRORS:
                 await notifications.mark_failed(self.pool, row["id"], f"slack: {error}")
                 retrying = False
-            elif error in AUTH_ERRORS:
-                # The token, not the alert: wait for it (a rotation, a secret remounted) and keep
-                # every alert; the wait grows while the refusals go on.
-                retrying = await notifications.mark_retry(
-                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
-                    not_before=timedelta(seconds=self._auth_wait()), count_attempt=False,
-                )
-            elif error == "ratelimited":
-                # Slack's rate limit is a delay, not this alert's fault (the client has already
-                # waited out Retry-After a few times): no sooner than Slack asks, and never given up for it.
-                retrying = await notifications.mark_retry(
-                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
-                    not_before=timedelta(seconds=retry_after_seconds(exc.response.headers)), count_attempt=False,
-                )
             else:
                 retrying = await notifications.mark_retry(
-                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts
+                    self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
+                    **self._waiting_terms(error, exc.response.headers if exc.response is not None else {}),
                 )
             self._on_outcome(row["kind"], "retrying" if retrying else "failed")
             bound.warning("notification.slack_error", error=error, retrying=retrying)
@@ -210,6 +202,17 @@ class HeartbeatNotifier(OutboxLoop):
         self._auth_refusals = 0
         self._on_outcome(row["kind"], outcome)
         bound.info("notification.delivered", outcome=outcome)
+
+    def _waiting_terms(self, error: str, headers: Any = None) -> dict[str, Any]:
+        """How a Slack error that is not the alert's fault holds it: the token refused (a rotation,
+        a secret remounted; the wait grows while refusals go on) or a rate limit (no sooner than
+        Retry-After, the client having waited it out a few times already). Neither uses up one of
+        the alert's tries, so neither ever gives it up. Any other error: ordinary backoff."""
+        if error in AUTH_ERRORS:
+            return {"not_before": timedelta(seconds=self._auth_wait()), "count_attempt": False}
+        if error == "ratelimited":
+            return {"not_before": timedelta(seconds=retry_after_seconds(headers or {})), "count_attempt": False}
+        return {}
 
     def _auth_wait(self) -> float:
         """Seconds to hold an alert while Slack refuses the token: doubling with each refusal."""

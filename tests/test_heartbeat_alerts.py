@@ -387,6 +387,21 @@ async def test_many_apps_down_at_once_become_one_summary_message(pulser, sandbox
     assert len(statuses) == 1 and statuses[0]["status"] == "sent"
 
 
+async def test_a_storm_summary_slack_keeps_rate_limiting_is_held_not_given_up(pulser, sandbox):
+    await many_down_at_once(pulser, 12)
+    sandbox.fail_next("chat.postMessage", status=429, retry_after=1, times=200)
+    for _ in range(3):  # each round the client waits out a few 429s, then hands the alerts back
+        await pulser.notifier.deliver_due()
+        await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now()")
+    rows = await pulser.pool.fetch("SELECT status, attempts FROM notifications")
+    assert {r["status"] for r in rows} == {"pending"}, "a rate limit never gives an alert up"
+    assert max(r["attempts"] for r in rows) == 0, "waiting for Slack uses up none of an alert's tries"
+    sandbox.state.failures.clear()
+    await pulser.notifier.deliver_due()
+    [summary] = [m for m in sandbox.messages.get(ALERTS, []) if not m.get("thread_ts")]
+    assert summary["text"] == "🚨 12 apps missed their heartbeats"
+
+
 async def test_a_recovery_after_a_storm_replies_in_the_summary_thread(pulser, sandbox):
     apps = await many_down_at_once(pulser, 12)
     await pulser.notifier.deliver_due()
