@@ -227,6 +227,20 @@ async def pulser(settings: Settings, sandbox) -> AsyncIterator[Runtime]:
         await runtime.stop()
 
 
+class StoppedClock:
+    """A monotonic clock that moves only when the test says so (`advance`), for limits, caches and
+    backoffs that would otherwise make a test depend on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 async def eventually(predicate, timeout: float = 5.0, interval: float = 0.02):
     """Poll an async or sync predicate until it returns a truthy value; returns that value."""
     deadline = asyncio.get_running_loop().time() + timeout

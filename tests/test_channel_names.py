@@ -12,7 +12,7 @@ from bot.slack_app import build_web_client
 from sandbox import SlackSandbox
 from storage import applications, platform_events, routing_rules
 from storage import deploys as deploy_store
-from tests.conftest import make_settings
+from tests.conftest import StoppedClock, make_settings
 from tests.test_slack_rules import ADD, form, open_form, submit
 
 ADMIN = "U0ADA"
@@ -20,18 +20,9 @@ TOKEN = "admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class Clock:
-    """A clock the test moves, for the resolver's cache ages."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def resolver(sandbox, clock: Clock | None = None) -> ChannelResolver:
-    return ChannelResolver(build_web_client(SlackSandbox.BOT_TOKEN, sandbox.api_url), clock=clock or Clock())
+def resolver(sandbox, clock: StoppedClock | None = None) -> ChannelResolver:
+    return ChannelResolver(build_web_client(SlackSandbox.BOT_TOKEN, sandbox.api_url), clock=clock or StoppedClock())
 
 
 def list_calls(sandbox) -> int:
@@ -77,7 +68,7 @@ async def test_the_channel_list_is_read_once_for_many_names(sandbox):
 
 
 async def test_an_unknown_name_is_kept_and_slack_is_asked_again_only_after_a_while(sandbox):
-    clock = Clock()
+    clock = StoppedClock()
     channels = resolver(sandbox, clock)
     assert await channels.resolve("#new-channel") == "#new-channel"
     assert await channels.resolve("#new-channel") == "#new-channel"
@@ -89,7 +80,7 @@ async def test_an_unknown_name_is_kept_and_slack_is_asked_again_only_after_a_whi
 
 
 async def test_a_renamed_channel_is_picked_up_when_the_cached_list_is_old(sandbox):
-    clock = Clock()
+    clock = StoppedClock()
     sandbox.add_channel("C0OPS", "ops")
     channels = resolver(sandbox, clock)
     assert await channels.resolve("#ops") == "C0OPS"

@@ -22,29 +22,18 @@ from handlers.http.heartbeats import BULK_LIMIT
 from handlers.http.rate_limit import RateLimiter
 from storage import applications
 from storage.applications import Application
+from tests.conftest import StoppedClock
 
 FLOOD = 50_000
 
 
-class Clock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> StoppedClock:
+    return StoppedClock()
 
 
-def limiter_on(clock: Clock, max_keys: int = 200_000) -> RateLimiter:
+def limiter_on(clock: StoppedClock, max_keys: int = 200_000) -> RateLimiter:
     return RateLimiter(capacity=20, rate=2.0, max_keys=max_keys, clock=clock)
 
 
@@ -166,7 +155,7 @@ async def _no_report() -> dict:
 
 
 @pytest.fixture
-async def limiter(clock: Clock) -> RateLimiter:
+async def limiter(clock: StoppedClock) -> RateLimiter:
     """A cap small enough to flood over HTTP, yet one bulk request (1,000 UUIDs, each charged
     before the lookup) fits."""
     return limiter_on(clock, max_keys=BULK_LIMIT)

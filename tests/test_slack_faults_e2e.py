@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from alerts.delivery import SlackDelivery, Throttled
 from storage import incidents
 from tests import webhook_senders as send
-from tests.conftest import eventually, make_settings
+from tests.conftest import StoppedClock, eventually, make_settings
 
 ALERTS = "C0ALERTS"
 TITLES = [f"Worker {n} out of memory" for n in range(6)]
@@ -122,7 +122,7 @@ async def test_a_refused_token_holds_every_alert_and_delivers_each_once_when_it_
 
 async def test_while_slack_refuses_the_token_one_call_probes_and_the_waits_grow(pool, sandbox):
     sandbox.fail_next("chat.postMessage", status=200, error="invalid_auth", times=100)
-    clock = FakeClock()
+    clock = StoppedClock()
     delivery = SlackDelivery(pool, AsyncWebClient(token="xoxb-test-bot", base_url=sandbox.api_url), clock=clock)
 
     waits = []
@@ -142,13 +142,6 @@ async def test_while_slack_refuses_the_token_one_call_probes_and_the_waits_grow(
     await delivery.call("chat.postMessage", channel=ALERTS, text="down")
     assert delivery.auth_problem is None
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- chat.update -------------------------------------------------------------------------------------

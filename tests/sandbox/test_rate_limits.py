@@ -18,23 +18,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox import SlackSandbox
 from sandbox.rate_limits import METHOD_LIMITS, POST_MESSAGE_PER_CHANNEL, TIER_3, RateLimiter
+from tests.conftest import StoppedClock
 
 pytestmark = pytest.mark.timeout(30)
 
 BURST = POST_MESSAGE_PER_CHANNEL.burst
 
-
-class Clock:
-    """A stopped clock; the test moves it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +34,12 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> StoppedClock:
+    return StoppedClock()
 
 
 @pytest_asyncio.fixture
-async def sb(clock: Clock) -> AsyncIterator[SlackSandbox]:
+async def sb(clock: StoppedClock) -> AsyncIterator[SlackSandbox]:
     sandbox = SlackSandbox(rate_limits=RateLimiter(clock=clock))
     sandbox.add_channel("C0OPS", "ops")
     await sandbox.start()
