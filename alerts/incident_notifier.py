@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from alerts.delivery import GONE_ERRORS, DeliveryError, SlackDelivery, Throttled
+from alerts.delivery import CHANNEL_ERRORS, GONE_ERRORS, DeliveryError, SlackDelivery, Throttled
 from alerts.incident_view import incident_view
 from alerts.outbox_loop import OutboxLoop
 from blocks.incidents import escalation_post, incident_message, status_reply
@@ -29,6 +29,19 @@ LEASE = timedelta(seconds=60)
 # Transient failures back off 2, 4, 8 … s, capped; a message is given up only after this many.
 MAX_BACKOFF = timedelta(minutes=5)
 MAX_ATTEMPTS = 30
+
+
+# A message held because Slack refuses its channel is tried again this often (and at once when the
+# app is let into the channel).
+HOLD_RETRY = timedelta(minutes=5)
+
+
+def fallback_route(channel: str) -> dict:
+    """A plain route to the default channel, for an incident whose own channel refuses us."""
+    return {
+        "rule_id": None, "channel": channel, "mention": None, "mention_min_severity": "high", "runbook_url": None,
+        "escalate_after_minutes": None, "escalate_to": None, "escalation_levels": 0,
+    }
 
 
 def backoff(attempts: int) -> timedelta:
@@ -130,6 +143,9 @@ class IncidentNotifier(OutboxLoop):
             bound.info("incident_message.posted", ts=ts)
 
     async def _failed(self, message: dict, incident: dict, exc: DeliveryError, bound) -> None:
+        if exc.error in CHANNEL_ERRORS and message["slack_ts"] is None:
+            await self._hold(message, incident, exc.error, bound)
+            return
         if exc.permanent or message["attempts"] >= MAX_ATTEMPTS:
             await incidents.message_failed(self.pool, message["id"], error=f"slack: {exc.error}")
             bound.error("incident_message.failed", error=exc.error)
@@ -138,6 +154,27 @@ class IncidentNotifier(OutboxLoop):
         retry_at = datetime.now(timezone.utc) + backoff(message["attempts"])
         await incidents.message_retry(self.pool, message["id"], error=f"slack: {exc.error}", retry_at=retry_at)
         bound.warning("incident_message.retrying", error=exc.error, retry_at=retry_at.isoformat())
+
+    async def _hold(self, message: dict, incident: dict, error: str, bound) -> None:
+        """Slack will not let us post in the routed channel (not invited, gone, archived). Nothing a
+        retry of this message fixes now, but an invitation will: hold it (tried again every
+        HOLD_RETRY, and at once when the app joins the channel), and meanwhile post the incident
+        itself to the default channel, with a note saying why and what to do."""
+        retry_at = datetime.now(timezone.utc) + HOLD_RETRY
+        await incidents.message_retry(
+            self.pool, message["id"], error=f"slack: {error}", retry_at=retry_at, count_attempt=False
+        )
+        bound.warning("incident_message.held", error=error, retry_at=retry_at.isoformat())
+        if message["channel"] in (self.default_channel, incident.get("default_channel")):
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            added = await incidents.add_messages(
+                conn, incident["id"], [fallback_route(incident.get("default_channel") or self.default_channel)],
+                due_at=datetime.now(timezone.utc),
+            )
+            if added:
+                await notifications.announce(conn)
+        await self._warn_ops(message, error)
 
     async def _warn_ops(self, message: dict, error: str) -> None:
         """Tell people where Pulser can still post that a channel is unreachable (once an hour)."""

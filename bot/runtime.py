@@ -34,7 +34,7 @@ from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
 from handlers.http.health import PartReports, overall_status
 from handlers.slack.services import SlackServices
 from alerts.channels import ChannelResolver
-from alerts.delivery import SlackDelivery
+from alerts.delivery import CHANNEL_ERRORS, SlackDelivery
 from alerts.incident_actions import IncidentActions
 from alerts.incident_notifier import IncidentNotifier
 from alerts.notifier import HeartbeatNotifier
@@ -583,6 +583,10 @@ class Runtime:
             "incident_messages_pending": backlog["pending"],
             "incident_messages_failed": backlog["failed"],
         }
+        # Messages waiting for a channel that refuses Pulser (it posts them once it is invited).
+        if held := await incidents.held_messages(pool, sorted(CHANNEL_ERRORS)):
+            part["status"] = "degraded"
+            part["held_for_channels"] = held
         events_backlog = await platform_events.delivery_backlog(pool)
         part["event_messages_pending"] = events_backlog["pending"]
         part["event_messages_failed"] = events_backlog["failed"]

@@ -382,6 +382,32 @@ async def message_lost(pool: asyncpg.Pool, message_id: int, *, error: str, now: 
     )
 
 
+async def release_held_messages(conn: Conn, channel: str, *, now: datetime) -> int:
+    """The app was let into `channel`: messages held for it are due now (how many)."""
+    result = await conn.execute(
+        """
+        UPDATE incident_messages SET render_due_at = $2
+         WHERE channel = $1 AND slack_ts IS NULL AND NOT failed AND render_due_at > $2
+        """,
+        channel,
+        now,
+    )
+    return int(result.split()[-1])
+
+
+async def held_messages(conn: Conn, errors: Sequence[str]) -> dict[str, str]:
+    """Unposted messages whose last try Slack refused for their channel: channel → the error."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (channel) channel, last_error FROM incident_messages
+         WHERE slack_ts IS NULL AND NOT failed AND render_due_at IS NOT NULL AND last_error = ANY($1::text[])
+         ORDER BY channel
+        """,
+        [f"slack: {e}" for e in errors],
+    )
+    return {r["channel"]: r["last_error"].removeprefix("slack: ") for r in rows}
+
+
 async def message_failed(pool: asyncpg.Pool, message_id: int, *, error: str) -> None:
     """Give up: an error no retry can fix (channel gone, token revoked) or attempts exhausted."""
     await pool.execute(

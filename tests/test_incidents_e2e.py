@@ -482,8 +482,10 @@ async def test_a_missing_channel_shows_in_health_and_is_reported_in_the_default_
     # The sandbox posts to any channel name; Slack would answer this for a channel that is gone.
     sandbox.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
     await post(http, "generic", send.generic({"title": "Ghost alert", "service": "ghost", "severity": "high"}))
-    warning = await first_post(sandbox)
-    assert "#no-such-channel" in rendered(warning) and "channel_not_found" in rendered(warning)
+    [warning] = await eventually(lambda: [m for m in top_level_posts(sandbox) if "channel_not_found" in rendered(m)], timeout=30)
+    assert "#no-such-channel" in rendered(warning)
+    # The incident itself is shown in the default channel meanwhile, not just the note.
+    await eventually(lambda: [m for m in top_level_posts(sandbox) if "Ghost alert" in rendered(m)], timeout=30)
     health = (await http.get("/health")).json()
     assert health["components"]["slack_delivery"]["channel_errors"] == {"#no-such-channel": "channel_not_found"}
 

@@ -16,7 +16,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.delivery import SlackDelivery, Throttled
-from storage import incidents
+from alerts.routing import validate_rule
+from storage import incidents, routing_rules
 from tests import webhook_senders as send
 from tests.conftest import StoppedClock, eventually, make_settings
 
@@ -201,3 +202,30 @@ async def test_an_incident_whose_message_was_deleted_is_posted_again_with_its_ne
     assert row["slack_ts"] == reposted[0]["ts"] and not row["failed"]
     status, part = await health(http)
     assert status == 200 and part["incident_messages_failed"] == 0
+
+
+# --- a channel that will not take Pulser's messages yet ----------------------------------------------
+
+
+async def test_an_alert_for_a_channel_pulser_is_not_in_is_held_shown_by_default_and_posted_once_invited(pulser, sandbox, http):
+    sandbox.add_channel("C0PAY", "payments")
+    await routing_rules.create_rule(
+        pulser.pool, validate_rule({"name": "payments", "services": "workers", "channel": "C0PAY"}).as_row(), created_by="U0ALICE"
+    )
+    sandbox.fail_next("chat.postMessage", status=200, error="not_in_channel", times=1)
+    await alert(http, TITLES[0])
+
+    shown = await eventually(lambda: posts_of(sandbox, TITLES[0]), timeout=30)
+    assert shown[0]["channel"] == ALERTS, "meanwhile the alert itself is in the default channel"
+    status, part = await health(http)
+    assert part["status"] == "degraded" and part["held_for_channels"] == {"C0PAY": "not_in_channel"}
+
+    await sandbox.send_event({"type": "member_joined_channel", "user": sandbox.bot_user_id, "channel": "C0PAY"})
+
+    delivered = await eventually(
+        lambda: [m for m in sandbox.messages.get("C0PAY", []) if TITLES[0] in rendered(m)], timeout=30
+    )
+    assert len(delivered) == 1
+    await eventually(lambda: drained(pulser, 1), timeout=30)
+    status, part = await health(http)
+    assert "held_for_channels" not in part

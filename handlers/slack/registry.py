@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers.slack import applications, commands, deploy, events, heartbeat_alerts, heroku, home, incidents, rules, silences, status
+from handlers.slack import (
+    applications, commands, deploy, events, heartbeat_alerts, heroku, home, incidents, membership, rules, silences, status,
+)
 from handlers.slack.services import SlackServices
 
 
@@ -20,3 +22,4 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     home.register(app, services)
     events.register(app, services)
     deploy.register(app, services)
+    membership.register(app, services)
