@@ -382,15 +382,20 @@ async def message_lost(pool: asyncpg.Pool, message_id: int, *, error: str, now: 
     )
 
 
-async def release_held_messages(conn: Conn, channel: str, *, now: datetime) -> int:
-    """The app was let into `channel`: messages held for it are due now (how many)."""
+async def release_held_messages(conn: Conn, channel: str, errors: Sequence[str], *, now: datetime, lease: timedelta) -> int:
+    """The app was let into `channel`: messages held for it (their last try refused with one of
+    `errors`) are due now; returns how many. One due later than a claim's lease is not in flight,
+    so it cannot be posted twice; one due sooner goes out within the lease anyway."""
     result = await conn.execute(
         """
         UPDATE incident_messages SET render_due_at = $2
-         WHERE channel = $1 AND slack_ts IS NULL AND NOT failed AND render_due_at > $2
+         WHERE channel = $1 AND slack_ts IS NULL AND NOT failed
+           AND render_due_at > $2::timestamptz + $4::interval AND last_error = ANY($3::text[])
         """,
         channel,
         now,
+        [f"slack: {e}" for e in errors],
+        lease,
     )
     return int(result.split()[-1])
 

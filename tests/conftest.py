@@ -179,6 +179,17 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture
+async def writer(pool: asyncpg.Pool) -> AsyncIterator:
+    """The sidecar's real batching heartbeat writer on the test's database."""
+    from alerts.heartbeat_writer import HeartbeatWriter
+
+    writer = HeartbeatWriter(pool)
+    await writer.start()
+    yield writer
+    await writer.stop()
+
+
 @pytest.fixture(autouse=True)
 def fresh_admin_answers():
     """Each test is a fresh workspace: no cached users.info answers from an earlier sandbox."""

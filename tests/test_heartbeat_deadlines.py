@@ -30,14 +30,6 @@ DETECTED_WITHIN = 30.0
 
 
 @pytest.fixture
-async def writer(pool: asyncpg.Pool) -> AsyncIterator[HeartbeatWriter]:
-    writer = HeartbeatWriter(pool)
-    await writer.start()
-    yield writer
-    await writer.stop()
-
-
-@pytest.fixture
 async def watcher(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[HeartbeatWatcher]:
     watcher = HeartbeatWatcher(pool, max_sleep=LONGEST_SLEEP, listen=lambda: connect_listener(database_url))
     await watcher.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator
 
 import asyncpg
 import pytest
@@ -15,14 +14,6 @@ from alerts.heartbeat_writer import HeartbeatEvent, HeartbeatRejected, Heartbeat
 from storage import applications
 from storage.applications import Application
 from storage.database import DATABASE_ERRORS
-
-
-@pytest.fixture
-async def writer(pool: asyncpg.Pool) -> AsyncIterator[HeartbeatWriter]:
-    writer = HeartbeatWriter(pool)
-    await writer.start()
-    yield writer
-    await writer.stop()
 
 
 async def register(pool: asyncpg.Pool, name: str) -> Application:

@@ -12,7 +12,7 @@ from alerts.incident_actions import IncidentActions
 from alerts.normalized import NormalizedAlert
 from alerts.pipeline import AlertPipeline, PipelineSettings
 from alerts.routing import validate_rule
-from storage import audit, incidents, notifications, routing_rules
+from storage import audit, incidents, routing_rules
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

@@ -15,7 +15,7 @@ from storage import audit, envelopes, incidents, routing_rules
 from alerts.routing import validate_rule
 from tests import webhook_senders as send
 from tests.conftest import eventually, make_settings
-from tests.fixtures import fixture_bytes, load_fixture
+from tests.fixtures import SENTRY_EXAMPLES, fixture_bytes, load_fixture
 
 ALERTS = "C0ALERTS"
 
@@ -132,17 +132,6 @@ async def test_one_hundred_repeats_of_a_sentry_issue_are_one_message_that_reads_
     assert len(sandbox.calls_to("chat.update")) < 100
 
 
-# Every published Sentry example (the docs' four resources, two real sentry.io deliveries, two legacy bodies).
-SENTRY_REFERENCE_EXAMPLES = [
-    ("issue-created.json", "issue"),
-    ("zulip-fixture-issue-created.json", "issue"),
-    ("zulip-fixture-issue-resolved.json", "issue"),
-    ("event-alert-triggered.json", "event_alert"),
-    ("error-created.json", "error"),
-    ("metric-alert-resolved.json", "metric_alert"),
-    ("legacy-webhooks-plugin-sentry8.json", None),
-    ("legacy-webhooks-plugin-sentry9.json", None),
-]
 
 
 async def post_sentry_example(http, name: str, resource: str | None) -> httpx.Response:
@@ -156,10 +145,10 @@ async def post_sentry_example(http, name: str, resource: str | None) -> httpx.Re
 
 
 async def test_every_sentry_reference_example_is_accepted_and_the_firing_ones_are_posted(pulser, sandbox, http):
-    for name, resource in SENTRY_REFERENCE_EXAMPLES:
+    for name, resource in SENTRY_EXAMPLES:
         response = await post_sentry_example(http, name, resource)
         assert (response.status_code, response.json()["alerts"]) == (202, 1), (name, response.text)
-    await eventually(lambda: _processed(pulser, "sentry", len(SENTRY_REFERENCE_EXAMPLES)), timeout=30)
+    await eventually(lambda: _processed(pulser, "sentry", len(SENTRY_EXAMPLES)), timeout=30)
     # The two resolutions name problems Pulser never saw fire; the issue and its error are one incident.
     await eventually(lambda: len(top_level_posts(sandbox)) == 5, timeout=30)
     assert sorted(i["title"] for i in await incidents.list_incidents(pulser.pool)) == [

@@ -12,7 +12,7 @@ import pytest
 from alerts.normalized import group_key
 from alerts.sources import sentry
 from alerts.sources.common import NotConfiguredError, PayloadError, SignatureError
-from tests.fixtures import load_fixture
+from tests.fixtures import SENTRY_EXAMPLES, load_fixture
 
 SECRET = "sentry-client-secret"
 TOKEN = "pulser-webhook-token"
@@ -161,17 +161,6 @@ def test_issue_assigned_and_installation_are_not_alerts():
 
 RECEIVED = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
-# Every published example: Sentry's docs (four resources), two real sentry.io deliveries, two legacy bodies.
-REFERENCE_EXAMPLES = [
-    ("issue-created.json", "issue"),
-    ("zulip-fixture-issue-created.json", "issue"),
-    ("zulip-fixture-issue-resolved.json", "issue"),
-    ("event-alert-triggered.json", "event_alert"),
-    ("error-created.json", "error"),
-    ("metric-alert-resolved.json", "metric_alert"),
-    ("legacy-webhooks-plugin-sentry8.json", None),
-    ("legacy-webhooks-plugin-sentry9.json", None),
-]
 
 
 def parse_without(name: str, resource: str | None, *paths: str):
@@ -187,7 +176,7 @@ def parse_without(name: str, resource: str | None, *paths: str):
     return sentry.parse(headers, payload, received_at=RECEIVED)
 
 
-@pytest.mark.parametrize("name, resource", REFERENCE_EXAMPLES)
+@pytest.mark.parametrize("name, resource", SENTRY_EXAMPLES)
 def test_every_reference_example_becomes_one_alert_with_a_title_a_service_and_an_identity(name, resource):
     [alert] = parse_without(name, resource)
     assert alert.title.strip() and alert.service.strip() and alert.fingerprint.strip()

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 import structlog
 from slack_bolt.async_app import AsyncApp
 
+from alerts.delivery import CHANNEL_ERRORS
+from alerts.incident_notifier import LEASE
 from handlers.slack.services import SlackServices
 from storage import incidents, notifications
 
@@ -22,7 +24,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if event.get("user") != context.get("bot_user_id") or not isinstance(channel, str) or not channel:
             return  # someone else joined: nothing waits on them
         async with services.pool.acquire() as conn, conn.transaction():
-            released = await incidents.release_held_messages(conn, channel, now=datetime.now(timezone.utc))
+            released = await incidents.release_held_messages(
+                conn, channel, sorted(CHANNEL_ERRORS), now=datetime.now(timezone.utc), lease=LEASE
+            )
             if released:
                 await notifications.announce(conn)
         log.info("slack.joined_channel", channel=channel, released=released)
