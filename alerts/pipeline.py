@@ -34,7 +34,7 @@ import structlog
 from alerts import matchers, routing
 from alerts.normalized import NormalizedAlert, bump_severity, group_key, max_severity, severity_rank
 from alerts.sources import SOURCES
-from blocks.incidents import severity_change_reply
+from blocks.incidents import severity_lowered_reply
 from storage import envelopes, incidents, notifications, routing_rules, silences
 from storage.envelopes import Envelope
 from storage.notifications import NewNotification
@@ -242,18 +242,13 @@ class AlertPipeline:
     async def _note_severity_change(
         self, conn: asyncpg.Connection, before: dict, after: dict, alert: NormalizedAlert
     ) -> None:
-        """A reply in the thread of each posted message when the severity changed, saying from what
-        to what and why. The message itself only shows the new severity, and whoever is already on a
-        page should not have to notice that its label quietly went from critical to medium (or back)."""
-        if after["severity"] == before["severity"]:
+        """A reply in the thread of each posted message when the severity went *down*, saying from
+        what to what and why: the message only shows the new label, and whoever is on the page
+        should not have to notice that it quietly went from critical to medium. A rise needs no
+        reply: the message re-renders at once, and newly matching routes and mentions page anew."""
+        if severity_rank(after["severity"]) >= severity_rank(before["severity"]):
             return
-        reply = severity_change_reply(
-            before["severity"],
-            after["severity"],
-            raised=severity_rank(after["severity"]) > severity_rank(before["severity"]),
-            source=alert.source,
-            spike=before["spiked_at"] is None and after["spiked_at"] is not None,
-        )
+        reply = severity_lowered_reply(before["severity"], after["severity"], source=alert.source)
         rows = [
             NewNotification("incident_reply", None, {"message_id": message["id"], "message": reply}, after["id"])
             for message in await incidents.messages_for(conn, after["id"], escalation_posts=False)
@@ -261,7 +256,7 @@ class AlertPipeline:
         ]
         await notifications.enqueue_notifications(conn, rows)
         log.info(
-            "incident.severity_changed", incident_id=after["id"], before=before["severity"], after=after["severity"],
+            "incident.severity_lowered", incident_id=after["id"], before=before["severity"], after=after["severity"],
             replies=len(rows),
         )
 

@@ -538,13 +538,11 @@ def _escalation_state(view: IncidentView) -> tuple[str, str]:
     return "has not been acknowledged", "has not been acknowledged"
 
 
-def severity_change_reply(before: str, after: str, *, raised: bool, source: str, spike: bool = False) -> dict:
-    """The thread reply when an incident's severity changes: the message shows only the new label,
-    so this says what it was, what it is now and why — a production spike, or the source's latest
-    alert (a Sentry metric alert going from critical to warning lowers it)."""
-    emoji, verb = (":arrow_up:", "raised") if raised else (":arrow_down:", "lowered")
-    why = "production spike" if spike else f"the latest alert from {escape(source_name(source))}"
-    return {"text": f"{emoji} Severity {verb} {severity_label(before)} → {severity_label(after)}: {why}"}
+def severity_lowered_reply(before: str, after: str, *, source: str) -> dict:
+    """The thread reply when an incident's severity goes down (a Sentry metric alert going from
+    critical to warning): the message shows only the new label, so this says what it was."""
+    why = f"the latest alert from {escape(source_name(source))}"
+    return {"text": f":arrow_down: Severity lowered {severity_label(before)} → {severity_label(after)}: {why}"}
 
 
 def status_reply(text: str) -> dict:

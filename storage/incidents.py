@@ -310,45 +310,47 @@ async def message_rendered(
     next render one debounce later; if someone rescheduled the message meanwhile, keep theirs. The
     first post also arms escalation.
 
-    The incident row is locked first. A repeat commits its version bump and its `schedule_render`
-    together; without the lock this UPDATE could read the version from before that commit, wait on
-    the message row the repeat holds, then clear the schedule the repeat kept for it — and the
-    message would show the count before the last repeats until the next one came.
+    The incident row is locked first (FOR SHARE, in the same statement). A repeat commits its
+    version bump and its `schedule_render` together; without the lock this UPDATE could read the
+    version from before that commit, wait on the message row the repeat holds, then clear the
+    schedule the repeat kept for it — and the message would show the count before the last
+    repeats until the next one came. A locked row is read in its latest committed version.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "SELECT 1 FROM incidents WHERE id = (SELECT incident_id FROM incident_messages WHERE id = $1) FOR SHARE",
-            message_id,
+    await pool.execute(
+        """
+        WITH i AS (
+            SELECT i.id, i.version, i.status, i.acked_by
+              FROM incidents i JOIN incident_messages m ON m.incident_id = i.id
+             WHERE m.id = $1
+               FOR SHARE OF i
         )
-        await conn.execute(
-            """
-            UPDATE incident_messages m
-               SET slack_channel = coalesce(m.slack_channel, $3),
-                   slack_ts = coalesce(m.slack_ts, $4),
-                   rendered_version = GREATEST(m.rendered_version, $2),
-                   last_rendered_at = $5,
-                   attempts = 0,
-                   last_error = NULL,
-                   next_escalation_at = CASE
-                       WHEN m.slack_ts IS NULL AND m.escalate_after_minutes IS NOT NULL AND m.escalation_levels > 0
-                            AND i.status = 'firing' AND i.acked_by IS NULL
-                       THEN $5::timestamptz + make_interval(mins => m.escalate_after_minutes)
-                       ELSE m.next_escalation_at END,
-                   render_due_at = CASE
-                       WHEN m.render_due_at IS DISTINCT FROM $7 THEN m.render_due_at
-                       WHEN i.version > $2 THEN $5::timestamptz + $6::interval
-                       ELSE NULL END
-              FROM incidents i
-             WHERE m.id = $1 AND i.id = m.incident_id
-            """,
-            message_id,
-            version,
-            channel,
-            ts,
-            now,
-            debounce,
-            claimed_until,
-        )
+        UPDATE incident_messages m
+           SET slack_channel = coalesce(m.slack_channel, $3),
+               slack_ts = coalesce(m.slack_ts, $4),
+               rendered_version = GREATEST(m.rendered_version, $2),
+               last_rendered_at = $5,
+               attempts = 0,
+               last_error = NULL,
+               next_escalation_at = CASE
+                   WHEN m.slack_ts IS NULL AND m.escalate_after_minutes IS NOT NULL AND m.escalation_levels > 0
+                        AND i.status = 'firing' AND i.acked_by IS NULL
+                   THEN $5::timestamptz + make_interval(mins => m.escalate_after_minutes)
+                   ELSE m.next_escalation_at END,
+               render_due_at = CASE
+                   WHEN m.render_due_at IS DISTINCT FROM $7 THEN m.render_due_at
+                   WHEN i.version > $2 THEN $5::timestamptz + $6::interval
+                   ELSE NULL END
+          FROM i
+         WHERE m.id = $1 AND i.id = m.incident_id
+        """,
+        message_id,
+        version,
+        channel,
+        ts,
+        now,
+        debounce,
+        claimed_until,
+    )
 
 
 async def message_retry(pool: asyncpg.Pool, message_id: int, *, error: str, retry_at: datetime, count_attempt: bool = True) -> None:

@@ -179,6 +179,16 @@ async def test_a_repeat_at_the_same_severity_says_nothing_in_the_thread(pipeline
     assert await notifications.claim_due(pool, kinds=notifications.INCIDENT_KINDS) == []
 
 
+async def test_a_raised_severity_re_renders_at_once_and_says_nothing_in_the_thread(pipeline, pool):
+    opened = await pipeline.ingest(current_state("medium"), now=T0)
+    await post_due_messages(pool, at=T0)
+    raised_at = T0 + timedelta(milliseconds=500)
+    await pipeline.ingest(current_state("critical"), now=raised_at)
+    [message] = await incidents.messages_for(pool, opened.incident_id)
+    assert message["render_due_at"] == raised_at
+    assert await notifications.claim_due(pool, kinds=notifications.INCIDENT_KINDS) == []
+
+
 async def test_a_lowered_severity_keeps_the_channels_it_was_posted_to_and_adds_none(pipeline, pool):
     pager = validate_rule({"name": "pager", "min_severity": "critical", "channel": "#pager"})
     await routing_rules.create_rule(pool, pager.as_row(), created_by="U0ALICE")

@@ -20,7 +20,7 @@ from blocks.incidents import (
     incident_id_from_block,
     incident_message,
     investigation_thread,
-    severity_change_reply,
+    severity_lowered_reply,
     snooze_minutes,
     status_reply,
 )
@@ -440,13 +440,8 @@ def test_a_status_reply_is_plain_text():
 
 
 def test_a_lowered_severity_reply_says_from_what_to_what_and_that_the_source_said_so():
-    reply = severity_change_reply("critical", "medium", raised=False, source="sentry")
+    reply = severity_lowered_reply("critical", "medium", source="sentry")
     assert reply == {"text": ":arrow_down: Severity lowered [CRITICAL] → [MEDIUM]: the latest alert from Sentry"}
-
-
-def test_a_severity_raised_by_a_spike_says_it_was_the_spike():
-    reply = severity_change_reply("medium", "high", raised=True, source="generic", spike=True)
-    assert reply["text"] == ":arrow_up: Severity raised [MEDIUM] → [HIGH]: production spike"
 
 
 @pytest.mark.parametrize(
