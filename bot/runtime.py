@@ -342,10 +342,9 @@ class Runtime:
                 port=self.settings.sandbox_port,
                 rate_limits=self.settings.sandbox_rate_limits,
             )
-            # A person to click as, and the default alert channel, so a local try-out just works.
-            self.sandbox.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
-            self.sandbox.add_channel("C0OPS", "ops")
-            self.sandbox.add_channel("C0ALERTS", self.settings.slack_channel.lstrip("#") or "ops-alerts")
+            # People to click as (an admin and a member) and the default alert channel, so a local
+            # try-out just works.
+            self.sandbox.add_try_out_workspace(self.settings.slack_channel, admins=self.settings.admins)
             with binding(
                 self.settings.sandbox_host, self.settings.sandbox_port,
                 host_variable="PULSER_SANDBOX_HOST", port_variable="PULSER_SANDBOX_PORT",

@@ -1,7 +1,8 @@
 """``python -m sandbox [--host H] [--port P] [--no-rate-limits]``: run the emulator until Ctrl-C.
 
-Prints the URLs and tokens to give the bot, then serves the HTML page at ``/``. Registers one
-human user (U0ALICE, an admin) so commands injected with the defaults resolve in users.info.
+Prints the URLs and tokens to give the bot, then serves the HTML page at ``/``. Registers two
+people (U0ALICE, a workspace admin, and U0BOB, a member) and #ops / #ops-alerts, so commands
+injected with the defaults resolve in users.info.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from .server import SlackSandbox
 
 async def _run(host: str, port: int, rate_limits: bool) -> None:
     sb = SlackSandbox(host=host, port=port, rate_limits=rate_limits)
-    sb.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
-    sb.add_channel("C0OPS", "ops")
+    sb.add_try_out_workspace()
     await sb.start()
     print(f"Slack sandbox on {sb.base_url}  (page: {sb.base_url}/)")
     print(f"  bot:   AsyncWebClient(token={SlackSandbox.BOT_TOKEN!r}, base_url={sb.api_url!r})")

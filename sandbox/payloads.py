@@ -79,6 +79,16 @@ def slash_command(
     }
 
 
+# The field a menu or picker's choice travels in, by element type (Slack's block_actions shapes).
+PICKED = {
+    "users_select": "selected_user",
+    "conversations_select": "selected_conversation",
+    "channels_select": "selected_channel",
+    "datepicker": "selected_date",
+    "timepicker": "selected_time",
+}
+
+
 def block_actions(
     *,
     action_id: str,
@@ -118,6 +128,8 @@ def block_actions(
     elif action_type in ("static_select", "external_select", "radio_buttons", "overflow"):
         text = value if option_text is None else option_text
         action["selected_option"] = {"text": {"type": "plain_text", "text": text, "emoji": True}, "value": value}
+    elif action_type in PICKED:
+        action[PICKED[action_type]] = value
     else:
         action["value"] = value
 

@@ -71,6 +71,7 @@ METHOD_LIMITS: Mapping[str, Limit | None] = {
     "auth.test": SPECIAL_GENEROUS,
     "apps.connections.open": SOCKET_MODE_CONNECT,
     "chat.update": TIER_3,
+    "conversations.history": TIER_3,
     "chat.delete": TIER_3,
     "chat.postEphemeral": TIER_4,
     "chat.getPermalink": SPECIAL_GENEROUS,

@@ -13,9 +13,11 @@ Routes:
   /api/<method>       Slack Web API
   /link/?ticket=...   Socket Mode WebSocket (URLs issued by apps.connections.open)
   /hooks/<id>         response_url targets
-  /                   HTML view for people; /sandbox/state is the same as JSON
+  /                   the page people use (``?c=<channel>|home``, ``&thread=<ts>``); /sandbox/state
+                      is the workspace as JSON, /sandbox/stream tells open pages when it changed
   /sandbox/command    inject a slash command (POST JSON or form); /sandbox/event likewise
-  /sandbox/ui/...     the page's forms (command, action, submit, close): inject, then 303 to /
+  /sandbox/ui/...     the page's forms (command, action, submit, close, user, home, dismiss):
+                      inject, then 303 back to the page they were sent from
 """
 
 from __future__ import annotations
@@ -25,18 +27,37 @@ import json
 import logging
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from . import payloads
-from .page import MULTI_SELECTS, SINGLE_SELECTS, TEXT_INPUTS, field_name, input_fields, options_of, render_page
+from .page import (
+    HOME,
+    MULTI_SELECTS,
+    SINGLE_SELECTS,
+    TEXT_INPUTS,
+    PageRequest,
+    dm_channel_of,
+    dm_owner,
+    field_name,
+    input_fields,
+    options_of,
+    render_page,
+)
 from .rate_limits import RateLimiter, disabled_snapshot
 from .socket_mode import SocketModeHub
 from .state import ApiCall, FailureRule, WorkspaceState
 from .web_api import SlackError, WebApi
 
 log = logging.getLogger("sandbox")
+
+STATIC = Path(__file__).with_name("static")
+STATIC_TYPES = {"page.js": "text/javascript", "page.css": "text/css"}
+DEFAULT_USER = "U0ALICE"
+DEFAULT_CHANNEL = "C0OPS"
 
 
 class SlackSandbox:
@@ -84,6 +105,9 @@ class SlackSandbox:
             rate_limiter=self.rate_limiter,
         )
         self._runner: web.AppRunner | None = None
+        self._closing = False  # set by stop(): open page streams end instead of holding it up
+        # PULSER_ADMINS of the bot using this sandbox: the page's user switcher says who is one.
+        self.listed_admins: tuple[str, ...] = ()
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -94,6 +118,9 @@ class SlackSandbox:
         app.router.add_get("/link", self.hub.handle_link)
         app.router.add_post("/hooks/{hook_id:.+}", self._handle_hook)
         app.router.add_get("/", self._handle_page)
+        app.router.add_get("/sandbox/stream", self._handle_stream)
+        app.router.add_get("/sandbox/static/{name}", self._handle_static)
+        app.router.add_get("/archives/{channel}/{message}", self._handle_permalink)
         app.router.add_get("/sandbox/state", self._handle_state)
         app.router.add_post("/sandbox/command", self._handle_command)
         app.router.add_post("/sandbox/event", self._handle_event)
@@ -101,12 +128,16 @@ class SlackSandbox:
         app.router.add_post("/sandbox/ui/action", self._handle_ui_action)
         app.router.add_post("/sandbox/ui/submit", self._handle_ui_submit)
         app.router.add_post("/sandbox/ui/close", self._handle_ui_close)
+        app.router.add_post("/sandbox/ui/user", self._handle_ui_user)
+        app.router.add_post("/sandbox/ui/home", self._handle_ui_home)
+        app.router.add_post("/sandbox/ui/dismiss", self._handle_ui_dismiss)
         return app
 
     async def start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("sandbox already started")
         self.hub.reopen()
+        self._closing = False
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -127,6 +158,8 @@ class SlackSandbox:
         if self._runner is None:
             return
         runner, self._runner = self._runner, None
+        self._closing = True
+        self.state.changed.notify()  # wakes the page streams, which then end
         await self.hub.shutdown()
         await runner.cleanup()
 
@@ -229,6 +262,16 @@ class SlackSandbox:
     def add_channel(self, channel_id: str, name: str, is_private: bool = False) -> None:
         self.state.add_channel(channel_id, name, is_private=is_private)
 
+    def add_try_out_workspace(self, alerts_channel: str = "ops-alerts", admins: tuple[str, ...] = ()) -> None:
+        """People and channels for trying the bot by hand: alice, a workspace admin (Pulser lets
+        her register apps and change monitoring), bob, a member (Pulser refuses him that), #ops
+        and the alert channel. ``admins`` is the bot's PULSER_ADMINS, shown on the page."""
+        self.set_user("U0ALICE", name="alice", real_name="Alice Example", is_admin=True)
+        self.set_user("U0BOB", name="bob", real_name="Bob Example")
+        self.add_channel("C0OPS", "ops")
+        self.add_channel("C0ALERTS", alerts_channel.lstrip("#") or "ops-alerts")
+        self.listed_admins = tuple(admins)
+
     # ---- Socket Mode ------------------------------------------------------------------
 
     @property
@@ -288,6 +331,7 @@ class SlackSandbox:
             api_app_id=self.app_id,
             response_url=self._new_hook(kind="command", channel_id=channel_id, user_id=user_id),
         )
+        self.state.remember_trigger(payload["trigger_id"], user_id)
         return payloads.envelope("slash_commands", payload, accepts_response_payload=True, envelope_id=envelope_id)
 
     async def send_slash_command(
@@ -363,6 +407,7 @@ class SlackSandbox:
             option_text=option_text,
             button_text=button_text,
         )
+        self.state.remember_trigger(payload["trigger_id"], user_id)
         return payloads.envelope("interactive", payload, accepts_response_payload=False, envelope_id=envelope_id)
 
     async def send_block_action(
@@ -432,6 +477,7 @@ class SlackSandbox:
             team_domain=self.team_domain,
             api_app_id=self.app_id,
         )
+        self.state.remember_trigger(payload["trigger_id"], user_id)
         return payloads.envelope("interactive", payload, accepts_response_payload=True, envelope_id=envelope_id)
 
     async def send_view_submission(
@@ -562,6 +608,12 @@ class SlackSandbox:
     def snapshot(self) -> dict[str, Any]:
         """Everything the page shows, as JSON-able data (also served at /sandbox/state)."""
         channel_ids = list(dict.fromkeys([*self.state.messages.keys()]))
+        listed = set(self.listed_admins)
+        rooms = [
+            {"id": cid, "name": self.state.channel_name(cid)}
+            for cid in dict.fromkeys([*self.state.channels, *self.state.messages])
+            if dm_owner(cid) is None
+        ]
         return {
             "base_url": self.base_url,
             "team": {"id": self.team_id, "domain": self.team_domain, "app_id": self.app_id, "bot_user_id": self.bot_user_id},
@@ -580,34 +632,110 @@ class SlackSandbox:
                 for cid in channel_ids
             },
             "ephemerals": self.state.ephemerals,
+            "commands": self.state.commands,
             "response_url_posts": [{"hook_id": h, "body": b} for h, b in self.state.response_url_posts],
             "views": self.state.views,
             "home_views": self.state.home_views,
             "acks": self.hub.acks[-50:],
+            "directory": {
+                "users": {
+                    uid: {
+                        "id": uid, "name": u["name"], "display_name": u["profile"].get("display_name") or u["name"],
+                        "tz": u.get("tz", "UTC"), "is_bot": u.get("is_bot", False), "is_admin": u.get("is_admin", False),
+                        "is_owner": u.get("is_owner", False), "pulser_admin": uid in listed,
+                    }
+                    for uid, u in self.state.users.items()
+                },
+                "channels": rooms,
+            },
             "ui": {
-                "user": "U0ALICE",
-                "channel": "C0OPS",
+                "user": DEFAULT_USER,
+                "channel": DEFAULT_CHANNEL,
                 "command": "/pulser",
                 "users": [
                     {"id": uid, "name": u["name"]} for uid, u in self.state.users.items() if not u.get("is_bot")
                 ],
-                "channels": [
-                    {"id": cid, "name": self.state.channel_name(cid)}
-                    for cid in dict.fromkeys([*self.state.channels, *self.state.messages])
-                ],
+                "channels": rooms,
                 "modal_stack": list(self.state.modal_stack),
+                "view_owners": self.state.view_owners,
                 "view_errors": self.state.view_errors,
                 "view_drafts": self.state.view_drafts,
                 "notice": self.state.notice,
+                "unread": {},
             },
         }
 
+    # ---- the page -----------------------------------------------------------------------
+
+    def _page_request(self, request: web.Request) -> PageRequest:
+        """Who is looking (the switcher's cookie) and at what (the query, else the last channel)."""
+        user = request.cookies.get("sandbox_user") or DEFAULT_USER
+        channel = request.query.get("c") or request.cookies.get("sandbox_channel") or DEFAULT_CHANNEL
+        tab = request.query.get("tab") or "home"
+        if tab not in ("home", "messages", "about"):
+            tab = "home"
+        return PageRequest(user=user, channel=channel, thread=request.query.get("thread", ""), tab=tab)
+
     async def _handle_page(self, request: web.Request) -> web.Response:
+        page = self._page_request(request)
+        if page.channel == HOME:
+            if page.tab == "messages":
+                self.state.mark_read(page.user, [dm_channel_of(page.user), page.user])
+        else:
+            self.state.mark_read(page.user, [page.channel])
         snap = self.snapshot()
-        for key in ("user", "channel", "command"):
-            if request.cookies.get(f"sandbox_{key}"):
-                snap["ui"][key] = request.cookies[f"sandbox_{key}"]
-        return web.Response(text=render_page(snap), content_type="text/html", charset="utf-8")
+        snap["ui"]["user"] = page.user
+        snap["ui"]["channel"] = page.channel
+        snap["ui"]["unread"] = self.state.unread_counts(page.user)
+        snap["version"] = self.state.changed.version
+        resp = web.Response(text=render_page(snap, page), content_type="text/html", charset="utf-8")
+        resp.headers["Cache-Control"] = "no-store"
+        if request.query.get("c") and page.channel != HOME and dm_owner(page.channel) is None:
+            resp.set_cookie("sandbox_channel", page.channel, path="/", samesite="Lax")
+        return resp
+
+    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events for open pages: one event after each burst of changes (a storm of
+        calls becomes one refresh), a comment every 15 s so proxies keep the stream open."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+        await resp.prepare(request)
+        changed = self.state.changed
+        try:  # the version the page was rendered at: what changed since is sent at once
+            seen = int(request.query.get("since", ""))
+        except ValueError:
+            seen = changed.version
+        try:
+            await resp.write(b"retry: 1000\n\n")
+            while not self._closing:
+                try:
+                    await changed.wait_until(lambda: changed.version != seen or self._closing, 15)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                if self._closing:
+                    break
+                await asyncio.sleep(0.05)  # let the rest of the burst land first
+                seen = changed.version
+                await resp.write(f"data: {seen}\n\n".encode())
+        except (ConnectionResetError, RuntimeError):
+            pass  # the page was closed or reloaded
+        return resp
+
+    async def _handle_static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC_TYPES:
+            raise web.HTTPNotFound()
+        return web.Response(
+            text=(STATIC / name).read_text(encoding="utf-8"), content_type=STATIC_TYPES[name], charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def _handle_permalink(self, request: web.Request) -> web.Response:
+        """``chat.getPermalink`` links (``/archives/C…/p1700000000000100``) open the message."""
+        channel, message = request.match_info["channel"], request.match_info["message"]
+        digits = message[1:] if message.startswith("p") else message
+        anchor = f"#m{digits[:-6]}-{digits[-6:]}" if digits.isdigit() and len(digits) > 6 else ""
+        raise web.HTTPSeeOther(f"/?c={quote(channel, safe='')}{anchor}")
 
     async def _handle_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot(), dumps=lambda o: json.dumps(o, default=str))
@@ -633,19 +761,40 @@ class SlackSandbox:
             return web.json_response({"error": "no ack within 3 s", "envelope_id": envelope["envelope_id"]}, status=504)
         return web.json_response({"ack": ack, "envelope_id": envelope["envelope_id"]})
 
+    def _show_ack(self, envelope: dict[str, Any], ack: dict[str, Any] | None) -> None:
+        """What Slack shows the person who ran a command: the ack's text/blocks, only to them,
+        in the channel they ran it in; later response_url posts replace it through its hook."""
+        payload = (ack or {}).get("payload")
+        if not isinstance(payload, dict) or not (payload.get("text") or payload.get("blocks")):
+            return
+        command = envelope["payload"]
+        entry = self.state.add_ephemeral(
+            channel=command["channel_id"], user=command["user_id"], body=payload, origin=f"{command['command']} ack"
+        )
+        hook_id = command["response_url"].split("/hooks/", 1)[1]
+        self.state.hooks.get(hook_id, {}).setdefault("ephemeral_id", entry["id"])
+
     async def _handle_command(self, request: web.Request) -> web.Response:
+        """``POST /sandbox/command`` (a shell's way in): the command and its answer also appear
+        on the page, as they would in Slack for the person who ran it."""
         fields = await self._read_fields(request)
-        user_id = str(fields.get("user_id", "U0ALICE"))
-        channel_id = str(fields.get("channel_id", "C0OPS"))
+        user_id = str(fields.get("user_id", DEFAULT_USER))
+        channel_id = str(fields.get("channel_id", DEFAULT_CHANNEL))
+        command = str(fields.get("command", "/pulser"))
+        text = str(fields.get("text", ""))
         envelope = self.slash_command_envelope(
-            command=str(fields.get("command", "/pulser")),
-            text=str(fields.get("text", "")),
+            command=command,
+            text=text,
             user_id=user_id,
             user_name=str(fields.get("user_name") or self.state.user_name(user_id)),
             channel_id=channel_id,
             channel_name=str(fields.get("channel_name") or self.state.channel_name(channel_id)),
         )
-        return await self._inject(envelope)
+        self.state.record_command(channel=channel_id, user=user_id, command=command, text=text)
+        response = await self._inject(envelope)
+        if response.status == 200:
+            self._show_ack(envelope, json.loads(response.text)["ack"])
+        return response
 
     async def _handle_event(self, request: web.Request) -> web.Response:
         fields = await self._read_fields(request)
@@ -654,11 +803,15 @@ class SlackSandbox:
             return web.json_response({"error": "expected {\"event\": {\"type\": ...}}"}, status=400)
         return await self._inject(self.event_envelope(event))
 
-    # ---- the page's forms: POST, inject, 303 back to / ---------------------------------
+    # ---- the page's forms: POST, inject, 303 back to the page they came from --------------
 
-    @staticmethod
-    def _back(**cookies: str) -> web.Response:
-        resp = web.Response(status=303, headers={"Location": "/"})
+    def _back(self, request: web.Request, **cookies: str) -> web.Response:
+        """303 to the page the form was on (its Referer, when it is this sandbox's page)."""
+        location = "/"
+        referer = urlsplit(request.headers.get("Referer", ""))
+        if referer.path == "/" and referer.netloc == request.host:
+            location = "/" + (f"?{referer.query}" if referer.query else "")
+        resp = web.Response(status=303, headers={"Location": location})
         for key, value in cookies.items():
             if value:
                 resp.set_cookie(f"sandbox_{key}", value, path="/", samesite="Lax")
@@ -674,7 +827,7 @@ class SlackSandbox:
         except asyncio.TimeoutError:
             self.state.notice = f"{what}: no ack within 3 s"
             return None
-        self.state.notice = f"{what}: acked"
+        self.state.notice = ""
         return ack
 
     async def _settle(self, quiet: float = 0.15, limit: float = 2.0) -> None:
@@ -691,13 +844,27 @@ class SlackSandbox:
             await asyncio.sleep(quiet)
 
     async def _handle_ui_command(self, request: web.Request) -> web.Response:
+        """The message box: ``/command text`` runs a slash command (``command`` + ``text``
+        fields work too); anything else is not sent, and the notice says why."""
         form = await request.post()
-        user_id = str(form.get("user_id") or "U0ALICE")
-        channel_id = str(form.get("channel_id") or "C0OPS")
-        command = str(form.get("command") or "/pulser").strip()
+        user_id = str(form.get("user_id") or DEFAULT_USER)
+        channel_id = str(form.get("channel_id") or DEFAULT_CHANNEL)
+        if "message" in form:
+            message = str(form.get("message") or "").strip()
+            if not message.startswith("/"):
+                self.state.notice = (
+                    "Only slash commands reach the bot from here (it reads no channel messages): try /pulser help"
+                    if message else ""
+                )
+                self.state.changed.notify()
+                return self._back(request, user=user_id)
+            command, _, text = message.partition(" ")
+            text = text.strip()
+        else:
+            command = str(form.get("command") or "/pulser").strip()
+            text = str(form.get("text") or "")
         if not command.startswith("/"):
             command = "/" + command
-        text = str(form.get("text") or "")
         envelope = self.slash_command_envelope(
             command=command,
             text=text,
@@ -706,15 +873,38 @@ class SlackSandbox:
             channel_id=channel_id,
             channel_name=self.state.channel_name(channel_id),
         )
+        self.state.record_command(channel=channel_id, user=user_id, command=command, text=text)
         ack = await self._ui_send(envelope, f"{command} {text}".strip())
-        payload = (ack or {}).get("payload")
-        if isinstance(payload, dict) and (payload.get("text") or payload.get("blocks")):
-            entry = self.state.add_ephemeral(channel=channel_id, user=user_id, body=payload, origin=f"{command} ack")
-            hook_id = envelope["payload"]["response_url"].split("/hooks/", 1)[1]
-            self.state.hooks.get(hook_id, {}).setdefault("ephemeral_id", entry["id"])
+        self._show_ack(envelope, ack)
         if ack is not None:
             await self._settle()
-        return self._back(user=user_id, channel=channel_id, command=command)
+        return self._back(request, user=user_id)
+
+    async def _handle_ui_user(self, request: web.Request) -> web.Response:
+        """The user switcher: the page is now seen, and clicked, as this person."""
+        form = await request.post()
+        user_id = str(form.get("user_id") or DEFAULT_USER)
+        if user_id not in self.state.users or self.state.users[user_id].get("is_bot"):
+            self.state.notice = f"no such person: {user_id}"
+            return self._back(request)
+        return self._back(request, user=user_id)
+
+    async def _handle_ui_home(self, request: web.Request) -> web.Response:
+        """Opening the app from the sidebar: Slack sends ``app_home_opened``, the bot publishes."""
+        form = await request.post()
+        user_id = str(form.get("user_id") or request.cookies.get("sandbox_user") or DEFAULT_USER)
+        ack = await self._ui_send(self.event_envelope(self.app_home_opened_event(user_id)), "opening Pulser's Home")
+        if ack is not None:
+            await self._settle()
+        return web.Response(status=303, headers={"Location": "/?c=home"})
+
+    async def _handle_ui_dismiss(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        eph = self.state.find_ephemeral(str(form.get("ephemeral_id") or ""))
+        if eph is not None:
+            self.state.ephemerals.remove(eph)
+            self.state.changed.notify()
+        return self._back(request)
 
     async def _handle_ui_action(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
@@ -736,7 +926,7 @@ class SlackSandbox:
         label = form.get("option_text") or form.get("button_text") or form.get("action_id", "")
         if await self._ui_send(envelope, f"clicked {label!r} ({form.get('action_id', '')})") is not None:
             await self._settle()
-        return self._back()
+        return self._back(request)
 
     @staticmethod
     def _state_values(view: dict[str, Any], form: Any) -> dict[str, Any]:
@@ -779,7 +969,7 @@ class SlackSandbox:
         view = self.state.views.get(view_id)
         if view is None:
             self.state.notice = f"submit: view {view_id} is not open"
-            return self._back()
+            return self._back(request)
         values = self._state_values(view, form)
         draft = {
             field_name(b, a): [str(v) for v in form.getall(field_name(b, a), []) if isinstance(v, str)]
@@ -795,14 +985,13 @@ class SlackSandbox:
         ack = await self._ui_send(envelope, f"submitted {view.get('callback_id', '')!r}")
         if ack is None:
             self.state.view_drafts[view_id] = draft
-            return self._back()
+            return self._back(request)
         payload = ack.get("payload") if isinstance(ack.get("payload"), dict) else {}
         action = payload.get("response_action")
         try:
             if action == "errors":
                 self.state.view_errors[view_id] = {str(k): str(v) for k, v in (payload.get("errors") or {}).items()}
                 self.state.view_drafts[view_id] = draft
-                self.state.notice = f"submitted {view.get('callback_id', '')!r}: the bot answered with errors"
             elif action == "update":
                 current = self.state.views.get(view_id, view)
                 new = self._web_api._materialize(
@@ -821,6 +1010,7 @@ class SlackSandbox:
                 self.state.views[new_id] = new
                 self.state.view_drafts[view_id] = draft
                 self.state.modal_stack.append(new_id)
+                self.state.view_owners[new_id] = user_id
             elif action == "clear":
                 for vid in list(self.state.modal_stack):
                     self.state.close_modal(vid)
@@ -830,7 +1020,7 @@ class SlackSandbox:
             self.state.notice = f"submitted {view.get('callback_id', '')!r}: bad response_action view ({err})"
         self.state.changed.notify()
         await self._settle()
-        return self._back()
+        return self._back(request)
 
     async def _handle_ui_close(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -838,11 +1028,10 @@ class SlackSandbox:
         user_id = str(form.get("user_id") or "U0ALICE")
         view = self.state.views.get(view_id)
         self.state.close_modal(view_id)
-        self.state.notice = f"closed {view_id}"
         if view is not None and view.get("notify_on_close"):
             payload = payloads.view_closed(
                 view=view, user_id=user_id, user_name=self.state.user_name(user_id), team_id=self.team_id,
                 team_domain=self.team_domain, api_app_id=self.app_id,
             )
             await self._ui_send(payloads.envelope("interactive", payload, accepts_response_payload=False), f"closed {view_id}")
-        return self._back()
+        return self._back(request)

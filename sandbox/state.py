@@ -34,8 +34,10 @@ class Notifier:
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
+        self.version = 0  # counts notifications: the page's live stream sends when it moves
 
     def notify(self) -> None:
+        self.version += 1
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -110,6 +112,13 @@ class WorkspaceState:
         self.view_errors: dict[str, dict[str, str]] = {}
         self.view_drafts: dict[str, dict[str, Any]] = {}
         self.notice: str = ""
+        # Slash commands people ran (from the page or POST /sandbox/command), shown to whoever
+        # ran them in the channel they ran them in, and how far each person has read each channel.
+        self.commands: list[dict[str, Any]] = []
+        self.read_marks: dict[str, dict[str, float]] = {}
+        # Whose modal is whose: the person a trigger_id was given to, and so each view opened with it.
+        self.trigger_users: dict[str, str] = {}
+        self.view_owners: dict[str, str] = {}
 
         # Directory data (survives reset()).
         self.users: dict[str, dict[str, Any]] = {}
@@ -141,6 +150,9 @@ class WorkspaceState:
         self.view_errors.clear()
         self.view_drafts.clear()
         self.notice = ""
+        self.commands.clear()
+        self.read_marks.clear()
+        self.view_owners.clear()
         self.changed.notify()
 
     # ---- fault injection --------------------------------------------------------------
@@ -237,6 +249,46 @@ class WorkspaceState:
     def channel_name(self, channel_id: str) -> str:
         info = self.channels.get(channel_id)
         return info["name"] if info else channel_id.lower()
+
+    def remember_trigger(self, trigger_id: str, user_id: str) -> None:
+        self.trigger_users[trigger_id] = user_id
+        while len(self.trigger_users) > 1000:  # a trigger_id is good for 3 s: the oldest can go
+            del self.trigger_users[next(iter(self.trigger_users))]
+
+    def claim_view(self, view_id: str, trigger_id: Any) -> None:
+        """The modal opened with ``trigger_id`` shows to the person who was given that trigger."""
+        owner = self.trigger_users.get(str(trigger_id or ""))
+        if owner:
+            self.view_owners[view_id] = owner
+
+    def record_command(self, *, channel: str, user: str, command: str, text: str) -> dict[str, Any]:
+        entry = {"ts": self.next_ts(), "channel": channel, "user": user, "command": command, "text": text}
+        self.commands.append(entry)
+        self.changed.notify()
+        return entry
+
+    def mark_read(self, user: str, channel_ids: list[str]) -> None:
+        """``user`` has seen everything in these channels so far (no notification: reading
+        changes nobody else's page)."""
+        marks = self.read_marks.setdefault(user, {})
+        for cid in channel_ids:
+            newest = [float(m["ts"]) for m in self.messages.get(cid, [])]
+            if newest:
+                marks[cid] = max(newest)
+
+    def unread_counts(self, user: str) -> dict[str, int]:
+        """Top-level messages (not thread replies) newer than what ``user`` has read, per channel."""
+        marks = self.read_marks.get(user, {})
+        counts = {}
+        for cid, msgs in self.messages.items():
+            seen = marks.get(cid, 0.0)
+            n = sum(
+                1 for m in msgs
+                if float(m["ts"]) > seen and (not m.get("thread_ts") or m.get("thread_ts") == m["ts"] or m.get("reply_broadcast"))
+            )
+            if n:
+                counts[cid] = n
+        return counts
 
     def find_ephemeral(self, ephemeral_id: str) -> dict[str, Any] | None:
         for eph in self.ephemerals:

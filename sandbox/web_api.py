@@ -203,6 +203,7 @@ class WebApi:
             "views.publish": self.views_publish,
             "users.info": self.users_info,
             "conversations.info": self.conversations_info,
+            "conversations.history": self.conversations_history,
             "conversations.list": self.conversations_list,
             "conversations.open": self.conversations_open,
         }
@@ -326,6 +327,8 @@ class WebApi:
         }
         if "attachments" in body:
             msg["attachments"] = body["attachments"]
+        if thread_ts and params.get("reply_broadcast") in (True, "true", "1", 1):
+            msg["reply_broadcast"] = True
         if params.get("metadata") is not None:
             msg["metadata"] = _decode_json_field(params["metadata"], "invalid_metadata_format")
         st.messages.setdefault(channel, []).append(msg)
@@ -443,6 +446,7 @@ class WebApi:
         view_id = self.state.next_view_id()
         view = self._materialize(spec, view_id=view_id, root_view_id=view_id, previous_view_id=None, expected_type=("modal",))
         self.state.modal_stack[:] = [view_id]
+        self.state.claim_view(view_id, params.get("trigger_id"))
         return self._store_view(view)
 
     def views_push(self, params: Params, request: web.Request) -> dict[str, Any]:
@@ -452,6 +456,7 @@ class WebApi:
         view_id = self.state.next_view_id()
         view = self._materialize(spec, view_id=view_id, root_view_id=view_id, previous_view_id=None, expected_type=("modal",))
         self.state.modal_stack.append(view_id)
+        self.state.claim_view(view_id, params.get("trigger_id"))
         return self._store_view(view)
 
     def _find_view(self, params: Params) -> dict[str, Any]:
@@ -504,6 +509,41 @@ class WebApi:
         if user is None:
             raise SlackError("user_not_found")
         return {"user": user}
+
+    def conversations_history(self, params: Params, request: web.Request) -> dict[str, Any]:
+        """A channel's messages, newest first, without thread replies (as Slack's method): what a
+        bot reads to find out whether a post it may have made before a crash landed. Message
+        `metadata` is included only with ``include_all_metadata``, as in Slack."""
+        raw = params.get("channel")
+        channel_id = self.state.resolve_channel(raw) if isinstance(raw, str) and raw else ""
+        if not channel_id or channel_id not in self.state.channels:
+            raise SlackError("channel_not_found")
+        try:
+            oldest = float(params.get("oldest") or 0)
+            latest = float(params.get("latest") or "inf")
+            limit = max(1, min(999, int(params.get("limit") or 100)))
+            start = int(params.get("cursor") or 0)
+        except (TypeError, ValueError):
+            raise SlackError("invalid_arguments") from None
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("true", "1")
+        found = [
+            m for m in reversed(self.state.messages.get(channel_id, []))
+            if (not m.get("thread_ts") or m.get("thread_ts") == m["ts"] or m.get("reply_broadcast"))
+            and oldest <= float(m["ts"]) <= latest
+        ]
+        page = found[start : start + limit]
+        shown = []
+        for message in page:
+            public = self._public_message(message)
+            if not with_metadata:
+                public.pop("metadata", None)
+            shown.append(public)
+        more = start + limit < len(found)
+        return {
+            "messages": shown,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def conversations_info(self, params: Params, request: web.Request) -> dict[str, Any]:
         raw = params.get("channel")

@@ -549,13 +549,17 @@ async def test_missing_ack_times_out_and_a_late_ack_is_stray(sb: SlackSandbox, h
 
 
 async def test_page_escapes_message_text(sb: SlackSandbox, web: AsyncWebClient, http: aiohttp.ClientSession) -> None:
-    await web.chat_postMessage(channel="C0OPS", text="<script>alert(1)</script>")
+    # Escaped as Slack asks (&lt; &gt;): shown as typed. Raw: Slack reads <...> as a control
+    # sequence; either way nothing becomes markup on the page.
+    await web.chat_postMessage(channel="C0OPS", text="&lt;script&gt;alert(1)&lt;/script&gt;")
+    await web.chat_postMessage(channel="C0OPS", text="<script>alert(2)</script>")
 
     async with http.get(sb.base_url + "/") as resp:
         page = await resp.text()
 
     assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(2)" not in page and "alert(2)" in page
 
 
 async def test_state_endpoint_lists_messages(sb: SlackSandbox, web: AsyncWebClient, http: aiohttp.ClientSession) -> None:
@@ -577,6 +581,9 @@ async def test_command_endpoint_returns_the_ack(
         body = await resp.json()
 
     assert resp.status == 200 and body["ack"]["payload"]["text"] == "Pulser is up (help)"
+    async with http.get(sb.base_url + "/") as resp:  # the person who ran it sees it, as in Slack
+        page = await resp.text()
+    assert "/pulser help" in page and "Pulser is up (help)" in page
 
 
 async def test_command_endpoint_without_a_bot_is_503(sb: SlackSandbox, http: aiohttp.ClientSession) -> None:
@@ -635,7 +642,8 @@ def action_form(page: str, label: str) -> dict:
             target = button["attrs"].get("form")
             form = next(f for f in scraper.forms if f["id"] == target) if target else button["form"]
             assert form["action"] == "/sandbox/ui/action"
-            return {**form["fields"], "_onclick": button["attrs"].get("onclick")}
+            confirm = button["attrs"].get("data-confirm")
+            return {**form["fields"], "_confirm": json.loads(confirm) if confirm else None}
     raise AssertionError(f"no button {label!r} on the page")
 
 
@@ -653,8 +661,8 @@ async def post_form(browser: aiohttp.ClientSession, sb: SlackSandbox, path: str,
         return await resp.text()
 
 
-async def get_page(browser: aiohttp.ClientSession, sb: SlackSandbox) -> str:
-    async with browser.get(sb.base_url + "/") as resp:
+async def get_page(browser: aiohttp.ClientSession, sb: SlackSandbox, path: str = "/") -> str:
+    async with browser.get(sb.base_url + path) as resp:
         return await resp.text()
 
 
@@ -669,10 +677,12 @@ async def test_page_command_form_shows_the_ack_as_an_ephemeral(
     seen = pulser_command(app)
     await connect(app)
 
-    page = await post_form(browser, sb, "/sandbox/ui/command", {"user_id": "U0BOB", "channel_id": "C0OPS", "command": "/pulser", "text": "status <now>"})
+    page = await post_form(browser, sb, "/sandbox/ui/command", {"user_id": "U0BOB", "channel_id": "C0OPS", "message": "/pulser status <now>"})
 
     assert (seen[0]["user_id"], seen[0]["user_name"], seen[0]["text"]) == ("U0BOB", "bob", "status <now>")
-    assert "Pulser is up (status &lt;now&gt;)" in page and "only visible to U0BOB" in page
+    # The command as typed, then the ack (mrkdwn: the unescaped <now> is a control sequence).
+    assert "/pulser status &lt;now&gt;" in page and "Pulser is up (status now)" in page
+    assert "Only visible to you" in page
     assert '<option value="U0BOB" selected>' in page  # the page remembers who you are
 
 
@@ -694,15 +704,15 @@ async def test_page_button_on_a_message_runs_the_listener(
     async def _ack_alert(ack, body, client):
         clicks.append(body)
         await ack()
-        await client.chat_update(channel=body["channel"]["id"], ts=body["container"]["message_ts"], text=f"acked by {body['user']['id']}")
+        await client.chat_update(channel=body["channel"]["id"], ts=body["container"]["message_ts"], text=f"acked by {body['user']['id']}", blocks=[])
 
     await connect(app)
     raw = await get_page(browser, sb)
     fields = action_form(raw, "Ack")
-    onclick = fields.pop("_onclick")
+    confirm = fields.pop("_confirm")
 
-    assert "Ack <b>it</b>" not in raw and "Ack &lt;b&gt;it&lt;/b&gt; &#x27;now&#x27;" in raw
-    assert onclick == "return confirm(" + json.dumps("Sure?\nAck <b>it</b> 'now'") + ")"
+    assert "Ack <b>it</b>" not in raw
+    assert confirm == {"title": "Sure?", "text": "Ack &lt;b&gt;it&lt;/b&gt; &#x27;now&#x27;", "confirm": "Yes", "deny": "Cancel", "style": ""}
     page = await post_form(browser, sb, "/sandbox/ui/action", fields)
 
     [body] = clicks
@@ -736,7 +746,7 @@ async def test_page_button_in_an_ephemeral_is_replaced_by_respond(
 
     await connect(app)
     page = await post_form(browser, sb, "/sandbox/ui/command", {"text": "alerts"})
-    page = await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(page, "Snooze 1h").items() if k != "_onclick"})
+    page = await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(page, "Snooze 1h").items() if k != "_confirm"})
 
     container, action = clicks[0]["container"], clicks[0]["actions"][0]
     assert container["is_ephemeral"] is True and "message" not in clicks[0] and clicks[0]["response_url"]
@@ -790,7 +800,7 @@ async def test_page_modal_shows_errors_then_closes_with_slack_shaped_values(
     [form] = [f for f in scrape(page).forms if f["action"] == "/sandbox/ui/submit"]
 
     assert "Silence &lt;alerts&gt;" in page and 'name="dur::minutes" value="30"' in page
-    assert '<option value="U0ALICE">alice (U0ALICE)</option>' in page and '<option value="C0OPS">#ops (C0OPS)</option>' in page
+    assert '<option value="U0ALICE">alice</option>' in page and '<option value="C0OPS">#ops</option>' in page
     bad = {**form["fields"], "dur::minutes": "soon", "sev::level": "high", "who::user": "U0ALICE", "where::conv": ""}
     page = await post_form(browser, sb, "/sandbox/ui/submit", bad)
 
@@ -849,7 +859,12 @@ async def test_page_home_tab_button_has_a_view_container(
         await client.views_publish(user_id=body["user"]["id"], view={"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Refreshed"}}]})
 
     await connect(app)
-    page = await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(await get_page(browser, sb), "Refresh <all>").items() if k != "_onclick"})
+    sb.set_user("U0BOB", name="bob")
+    await post_form(browser, sb, "/sandbox/ui/user", {"user_id": "U0BOB"})
+    home = await get_page(browser, sb, "/?c=home")
+    fields = {k: v for k, v in action_form(home, "Refresh <all>").items() if k != "_confirm"}
+    async with browser.post(sb.base_url + "/sandbox/ui/action", data=fields, headers={"Referer": sb.base_url + "/?c=home"}) as resp:
+        page = await resp.text()  # back to the Home tab it was clicked in
 
     assert clicks[0]["container"] == {"type": "view", "view_id": published["id"]} and clicks[0]["user"]["id"] == "U0BOB"
     assert "Refreshed" in page
@@ -869,6 +884,6 @@ async def test_page_buttons_inside_message_attachments_work(
 
     await connect(app)
     raw = await get_page(browser, sb)
-    assert "border-left: 4px solid #d62828" in raw
-    await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(raw, "Ack").items() if k != "_onclick"})
+    assert "border-left-color: #d62828" in raw
+    await post_form(browser, sb, "/sandbox/ui/action", {k: v for k, v in action_form(raw, "Ack").items() if k != "_confirm"})
     assert [c["actions"][0]["value"] for c in clicks] == ["7"]
