@@ -57,10 +57,14 @@ def alert_ratios(alerts: dict[str, Any]) -> dict[str, float | None]:
     return {"grouped_share": grouped, "ack_rate": ack_rate}
 
 
-async def dashboard_view(pool: asyncpg.Pool, now: datetime | None = None) -> dict:
-    """The Home view as of `now` (default: this moment)."""
+async def dashboard_view(pool: asyncpg.Pool, now: datetime | None = None, *, integrations: Any = None) -> dict:
+    """The Home view as of `now` (default: this moment); with `integrations`
+    (alerts.integrations.Integrations) it has the integrations section and its Send test buttons."""
     now = now or datetime.now(timezone.utc)
-    return home_view(await dashboard_figures(pool, now), now=now)
+    figures = await dashboard_figures(pool, now)
+    if integrations is not None:
+        figures["integrations"] = await integrations.statuses(now=now)
+    return home_view(figures, now=now)
 
 
 BuildView = Callable[[asyncpg.Pool], Awaitable[dict]]

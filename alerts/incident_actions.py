@@ -19,9 +19,11 @@ from blocks.incidents import (
     escalation_reply,
     format_mention,
     investigation_thread,
+    note_reply,
     status_reply,
+    user as actor,
 )
-from storage import audit, incidents, notifications
+from storage import audit, incident_queries, incidents, notifications
 from storage.notifications import NewNotification
 
 log = structlog.get_logger(__name__)
@@ -50,7 +52,7 @@ class IncidentActions:
             if incident["status"] != "firing":
                 return ActionResult(incident, False, "This incident is already resolved; nothing to acknowledge.")
             if incident["acked_by"]:
-                return ActionResult(incident, False, f"Already acknowledged by <@{incident['acked_by']}>.")
+                return ActionResult(incident, False, f"Already acknowledged by {actor(incident['acked_by'])}.")
             incident = await incidents.update_incident(conn, incident["id"], {"acked_by": user, "acked_at": now}, now=now)
             await incidents.stop_escalation(conn, incident["id"])
             return ActionResult(incident, True)
@@ -127,6 +129,42 @@ class IncidentActions:
 
         return await self._act(incident_id, user, "incident.investigate", apply, now=now)
 
+    async def assign(self, incident_id: int, user: str, assignee: str, *, now: datetime | None = None) -> ActionResult:
+        """Make `assignee` the incident's investigator (what Investigate does for the clicker),
+        and say so in the incident's thread."""
+        now = now or datetime.now(timezone.utc)
+
+        async def apply(conn: asyncpg.Connection, incident: dict) -> ActionResult:
+            if incident["status"] != "firing":
+                return ActionResult(incident, False, "This incident is already resolved; there is no one to assign.")
+            if incident["investigator"] == assignee:
+                return ActionResult(incident, False, f"Already assigned to {actor(assignee)}.")
+            incident = await incidents.update_incident(
+                conn, incident["id"], {"investigator": assignee, "investigating_at": now}, now=now
+            )
+            text = f":bust_in_silhouette: Assigned to {format_mention(assignee)} by {actor(user)}"
+            await _thread_notice(conn, incident["id"], status_reply(text))
+            return ActionResult(incident, True)
+
+        return await self._act(incident_id, user, "incident.assign", apply, now=now, details={"assignee": assignee})
+
+    async def add_note(self, incident_id: int, user: str, text: str, *, now: datetime | None = None) -> tuple[ActionResult, dict | None]:
+        """A note on the incident: kept for its timeline, and posted as a reply in its thread (the
+        same outbox every thread notice goes through). Notes are welcome on resolved incidents too."""
+        now = now or datetime.now(timezone.utc)
+        added: dict = {}
+        details: dict = {"chars": len(text)}  # the audit entry is written after `apply`, with the note's id
+
+        async def apply(conn: asyncpg.Connection, incident: dict) -> ActionResult:
+            note = await incident_queries.add_note(conn, incident["id"], author=user, text=text, now=now)
+            added.update(note)
+            details["note_id"] = note["id"]
+            await _thread_notice(conn, incident["id"], note_reply(user, text))
+            return ActionResult(incident, True)
+
+        result = await self._act(incident_id, user, "incident.note", apply, now=now, details=details, render=False)
+        return result, (added or None)
+
     async def _act(
         self,
         incident_id: int,
@@ -136,6 +174,7 @@ class IncidentActions:
         *,
         now: datetime,
         details: dict | None = None,
+        render: bool = True,
     ) -> ActionResult:
         async with self.pool.acquire() as conn, conn.transaction():
             incident = await incidents.get_incident(conn, incident_id, for_update=True)
@@ -150,8 +189,10 @@ class IncidentActions:
                 target_id=incident_id,
                 details={**(details or {}), "outcome": "changed" if result.changed else "unchanged", **({"note": result.note} if result.note else {})},
             )
-            # Re-render even when nothing changed: the clicker's view may be stale.
-            await incidents.render_now(conn, incident_id, now=now)
+            # Re-render even when nothing changed: the clicker's view may be stale. A note changes
+            # nothing the message shows; its thread reply still needs the outbox woken.
+            if render:
+                await incidents.render_now(conn, incident_id, now=now)
             await notifications.announce(conn)
         log.info(action.replace("incident.", "incident.clicked_"), incident_id=incident_id, user=user, changed=result.changed)
         self._on_change()
@@ -226,3 +267,16 @@ class IncidentActions:
                         rows.append(NewNotification("incident_reply", None, {"message_id": message["id"], "message": status_reply(text)}, incident["id"]))
             await notifications.enqueue_notifications(conn, rows)
             return len(ended)
+
+
+async def _thread_notice(conn: asyncpg.Connection, incident_id: int, message: dict) -> None:
+    """A reply in the thread of each posted routed message of the incident, through the outbox
+    (as "Snooze ended" and escalations go). Before the first post there is no thread yet: the
+    note or change is still in the timeline."""
+    rows = [
+        NewNotification("incident_reply", None, {"message_id": m["id"], "message": message}, incident_id)
+        for m in await incidents.messages_for(conn, incident_id, escalation_posts=False)
+        if m["slack_ts"]
+    ]
+    if rows:
+        await notifications.enqueue_notifications(conn, rows)

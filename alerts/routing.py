@@ -70,6 +70,7 @@ class RoutingRule:
     created_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    managed_by: str | None = None  # 'config': defined by the config file, read-only elsewhere
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "RoutingRule":

@@ -10,6 +10,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pulser rules", "Alert routing rules in order: add, edit, delete, move (admins change them)."),
     ("/pulser silence env=staging service=api 2h [comment]", "Silence matching alerts for a while (admins)."),
     ("/pulser silence list | expire <id>", "Active silences; end one early."),
+    ("/pulser incidents [status=open] [env=prod] [severity>=high] [service=…] [source=…] [tag=k=v] [assignee=@me] [since=24h]",
+     "Incidents by filter, newest first (or sort=oldest-unacked), with Open, Ack and Resolve."),
     ("/pulser status", "Heartbeat apps, open incidents, Heroku apps and what is silenced, at a glance."),
     ("/pulser health", "Pulser's own parts: database, Slack connection, jobs, webhooks, Slack delivery, Heroku API."),
     ("/pulser deploy <service> [ref]", "Deploy a service (with approval where it requires it)."),

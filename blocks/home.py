@@ -19,9 +19,12 @@ from blocks.status import (
     stamp,
 )
 from blocks.heroku import clip, escape
+from blocks.incident_inbox import SAVED_FILTERS
 from blocks.kit import context as _context, count_noun, mrkdwn as _mrkdwn, plain as _plain, section as _section
 
 REGISTER_APP = "home_register_app"
+HOME_INBOX_PREFIX = "home_inbox_"  # + a saved filter's name (blocks.incident_inbox.SAVED_FILTERS)
+SEND_TEST = "home_integration_test"  # value: the source
 EDIT_RULES = "home_edit_rules"
 HEROKU_SETTINGS = "home_heroku_settings"
 NOTICE_CALLBACK = "home_notice"
@@ -96,6 +99,8 @@ def home_view(figures: Mapping[str, Any], *, now: datetime) -> dict:
         _section("*Open incidents* · " + incidents_text(figures.get("incidents") or {}, now, where="see the alert channels"), "home_incidents"),
         _section("\n".join(app_lines), "home_apps"),
         _section(delivery_text(figures.get("delivery") or {}, now), "home_delivery"),
+        *inbox_blocks(),
+        *integration_blocks(figures.get("integrations"), now),
         {"type": "divider"},
         {
             "type": "actions",
@@ -109,6 +114,51 @@ def home_view(figures: Mapping[str, Any], *, now: datetime) -> dict:
         _context("`/pulser status` and `/pulser health` answer the same questions in any channel."),
     ]
     return {"type": "home", "callback_id": "pulser_home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+
+
+def inbox_blocks() -> list[dict]:
+    """The saved filters of the incident inbox; each opens the list in a modal."""
+    return [
+        _section("*Incident inbox* · saved filters", "home_inbox"),
+        {
+            "type": "actions",
+            "block_id": "home_inbox_actions",
+            "elements": [
+                {"type": "button", "text": _plain(label), "action_id": HOME_INBOX_PREFIX + key, "value": key}
+                for key, label, _ in SAVED_FILTERS
+            ],
+        },
+        _context("`/pulser incidents status=open env=prod severity>=high since=24h` lists any filter in a channel."),
+    ]
+
+
+def integration_blocks(integrations: list[Mapping[str, Any]] | None, now: datetime) -> list[dict]:
+    """Each webhook source: set up or which variable is missing, last delivery, deliveries in
+    24 hours, the last error; a Send test button for each source that can be tested."""
+    if not integrations:
+        return []
+    lines = ["*Integrations*"]
+    for item in integrations:
+        name = escape(str(item["name"]))
+        if not item["configured"]:
+            lines.append(f":white_circle: *{name}* · not configured: set `{'`, `'.join(item['missing'])}`")
+            continue
+        line = (
+            f":large_green_circle: *{name}* · last delivery {relative(item['last_delivery'], now)}"
+            f" · {count_noun(int(item['deliveries_24h']), 'delivery', 'deliveries')} in 24 h"
+        )
+        if error := item.get("last_error"):
+            line += f" · :warning: last error {relative(error['at'], now)}: {escape(clip(str(error['error']), 150))}"
+        lines.append(line)
+    buttons = [
+        {"type": "button", "text": _plain(f"Send test · {item['name']}"), "action_id": f"{SEND_TEST}:{item['source']}",
+         "value": str(item["source"])}
+        for item in integrations if item["testable"]
+    ]
+    blocks = [_section("\n".join(lines), "home_integrations")]
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "home_integration_tests", "elements": buttons})
+    return blocks
 
 
 def notice_modal(title: str, text: str) -> dict:

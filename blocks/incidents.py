@@ -30,6 +30,7 @@ INVESTIGATE = "incident_investigate"
 RUNBOOK = "incident_runbook"
 SOURCE_LINK = "incident_source_link"
 ROLLBACK = "incident_rollback"
+OPEN = "incident_open"  # the detail modal: timeline, labels, runbook, notes
 
 SNOOZE_CHOICES: tuple[tuple[int, str], ...] = ((30, "30 min"), (60, "1 hour"), (240, "4 hours"), (1440, "24 hours"))
 SNOOZE_VALUE_PREFIX = "snooze:"
@@ -71,6 +72,7 @@ DESCRIPTION_SHOWN = 500
 THREAD_DESCRIPTION_SHOWN = 2500
 OCCURRENCES_SHOWN = 10
 LABELS_SHOWN = 30
+NOTE_SHOWN = 2800
 TITLE_IN_TEXT = 150
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -175,9 +177,16 @@ def slack_date(moment: datetime) -> str:
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{iso}>"
 
 
+# Actors that are not Slack users: what the audit log and the incident columns call them.
+ACTOR_NAMES = {"api": "the API", "system": "Pulser"}
+
+
 def user(user_id: str) -> str:
-    """A Slack user ID (from an action payload) as a mention; an already formatted one passes."""
+    """A Slack user ID (from an action payload) as a mention; an already formatted one passes;
+    `api` (a change made through the HTTP API) and `system` are named, not mentioned."""
     user_id = user_id.strip()
+    if user_id in ACTOR_NAMES:
+        return ACTOR_NAMES[user_id]
     if user_id.startswith("<@") and user_id.endswith(">"):
         return user_id
     return f"<@{escape(user_id)}>" if user_id else "someone"
@@ -330,7 +339,8 @@ def _actions_block_id(view: IncidentView) -> str:
 
 
 def _actions(view: IncidentView) -> list[dict]:
-    """Buttons while firing (Ack until acked, Investigate until someone does); links always."""
+    """Buttons while firing (Ack until acked, Investigate until someone does); Open (the detail
+    modal) and links always."""
     value = str(view.incident_id)
     actions: list[dict] = []
     if not _is_resolved(view):
@@ -345,6 +355,7 @@ def _actions(view: IncidentView) -> list[dict]:
     if view.rollback is not None:
         # Offered whatever the status: resolving a deploy notice does not make the deploy good.
         actions.append(_rollback_button(view.incident_id, view.rollback))
+    actions.append(_button(OPEN, "Open", value))
     if runbook := _usable_url(view.runbook_url):
         actions.append(_button(RUNBOOK, ":book: Runbook", value, url=runbook))
     if link := _usable_url(view.link):
@@ -543,6 +554,13 @@ def severity_lowered_reply(before: str, after: str, *, source: str) -> dict:
     critical to warning): the message shows only the new label, so this says what it was."""
     why = f"the latest alert from {escape(source_name(source))}"
     return {"text": f":arrow_down: Severity lowered {severity_label(before)} → {severity_label(after)}: {why}"}
+
+
+def note_reply(author: str, text: str) -> dict:
+    """A note someone added to the incident, as a reply in its thread; the note is user text,
+    so it is escaped (a note saying <!channel> pings nobody)."""
+    body = f":memo: Note from {user(author)}:\n{clip_escaped(text, NOTE_SHOWN)}"
+    return {"text": body, "blocks": [{"type": "section", "block_id": "incident_note", "text": _mrkdwn(body)}]}
 
 
 def status_reply(text: str) -> dict:

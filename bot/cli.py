@@ -1,4 +1,4 @@
-"""The `pulser` command: run | bot | sidecar | migrate | send-alert, and --version.
+"""The `pulser` command: run | bot | sidecar | migrate | send-alert | config, and --version.
 
 Exit codes: 0 on a clean stop, 2 for bad settings or usage (one line on stderr naming what to fix,
 also when a port or address taken from the environment cannot be bound), 1 when start-up fails
@@ -29,6 +29,7 @@ COMMANDS = {
     "sidecar": "run only the HTTP sidecar (heartbeats, webhooks, API, /health, /metrics) and the scheduler",
     "migrate": "apply database migrations and exit",
 }
+CONFIG_HELP = "check, export or describe the config file (PULSER_CONFIG: routing rules, silences, …)"
 SEND_ALERT_HELP = "post an alert through the pipeline (POST /webhooks/generic on a running Pulser)"
 
 
@@ -52,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--link", help="an http(s) URL with more detail")
     send.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag; repeatable")
     send.add_argument("--resolve", action="store_true", help="send the alert as resolved (closes its incident)")
+    config = sub.add_parser("config", help=CONFIG_HELP, description=CONFIG_HELP)
+    config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    check = config_sub.add_parser(
+        "check", help="validate a config file: every error with its path and line (exit 2), or a summary (exit 0)"
+    )
+    check.add_argument("file", help="the YAML file to check")
+    export = config_sub.add_parser(
+        "export", help="write today's routing rules, silences, inhibition rules, event routes and deploy services as a config file"
+    )
+    export.add_argument("-o", "--output", help="write here instead of standard output")
+    schema = config_sub.add_parser("schema", help="print the config file's JSON Schema (docs/pulser.schema.json)")
+    schema.add_argument("-o", "--output", help="write here instead of standard output")
     send.add_argument("--url", help="Pulser's base URL (default: PULSER_PUBLIC_URL, else http://PULSER_HTTP_HOST:PULSER_HTTP_PORT)")
     return parser
 
@@ -61,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help(sys.stderr)
         return 2
+    if args.command == "config" and args.config_command in ("check", "schema"):
+        return config_check(args.file) if args.config_command == "check" else _write(args.output, _schema_text())
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
@@ -75,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "send-alert":
             return send_alert(args, settings)
+        if args.command == "config":
+            return asyncio.run(_config_export(settings, args.output))
         return asyncio.run(_serve(settings, args.command))
     except KeyboardInterrupt:
         return 0
@@ -103,6 +120,68 @@ async def _migrate(settings: Settings) -> int:
         return 1
     print(f"pulser: {len(applied)} migration(s) applied" + (f": {', '.join(applied)}" if applied else ""))
     return 0
+
+
+def config_check(path: str) -> int:
+    """0 and a one-line summary for a file Pulser would apply; 2 and every error otherwise."""
+    from alerts.config_file import ConfigInvalid, check_text
+
+    try:
+        text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"pulser: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        spec = check_text(text)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            print(f"{path}:{error.line or 1}: {error.path or '(file)'}: {error.message}", file=sys.stderr)
+        print(f"pulser: {path}: {len(exc.errors)} error(s); nothing would be applied", file=sys.stderr)
+        return 2
+    print(f"pulser: {path} is valid: {spec.summary()}")
+    return 0
+
+
+def _schema_text() -> str:
+    from alerts.config_file import json_schema_text
+
+    return json_schema_text()
+
+
+def _write(output: str | None, text: str) -> int:
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+async def _config_export(settings: Settings, output: str | None) -> int:
+    """Today's state from the database (the embedded one when DATABASE_URL is unset)."""
+    from alerts.config_export import export_text
+    from storage import database, managed_config
+    from storage.embedded import EmbeddedPostgres
+    from storage.migrations import apply_migrations
+
+    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
+    try:
+        dsn = await embedded.start() if embedded else settings.database_url
+        assert dsn is not None
+        try:
+            pool = await database.create_pool(dsn, max_size=2)
+            try:
+                await apply_migrations(pool)
+                text = export_text(await managed_config.current_state(pool))
+            finally:
+                await pool.close()
+        finally:
+            if embedded:
+                await embedded.stop()
+    except Exception as exc:  # an unreachable database is one line, not a traceback
+        log.error("pulser.config_export_failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    return _write(output, text)
 
 
 def send_alert(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,6 +10,7 @@ rows back for another process to retry.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, replace
@@ -34,14 +35,16 @@ from bot.socket_mode import ConnectionSupervisor, LedgerSocketModeHandler
 from handlers.http.health import PartReports, overall_status
 from handlers.slack.services import SlackServices
 from alerts.channels import ChannelResolver
+from alerts.config_sync import ConfigSync
 from alerts.delivery import CHANNEL_ERRORS, SlackDelivery
 from alerts.incident_actions import IncidentActions
 from alerts.incident_notifier import IncidentNotifier
+from alerts.integrations import Integrations
 from alerts.notifier import HeartbeatNotifier
 from alerts.deploys import Deploys
 from alerts.event_notifier import EventNotifier
 from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
-from alerts.home import HomeRefresher
+from alerts.home import HomeRefresher, dashboard_view
 from alerts.platform_events import PlatformEvents
 from alerts.pipeline import AlertPipeline, PipelineSettings
 from alerts.sources.heroku_api import HerokuClient
@@ -107,6 +110,7 @@ class Runtime:
         self.self_ping: SelfPing | None = None
         self.pipeline: AlertPipeline | None = None
         self.incident_actions: IncidentActions | None = None
+        self.integrations: Integrations | None = None
         self.incident_notifier: IncidentNotifier | None = None
         self.delivery: SlackDelivery | None = None
         self.sweep: IncidentSweep | None = None
@@ -125,6 +129,8 @@ class Runtime:
         self.http_port: int | None = None
         self.started_at = time.time()
         self._health_parts = PartReports()
+        self.config_sync: ConfigSync | None = None
+        self.config_poll_seconds: float | None = None  # None: alerts.config_sync.POLL_SECONDS
 
     @property
     def runs_bot(self) -> bool:
@@ -164,6 +170,8 @@ class Runtime:
 
         if self.runs_bot:
             await self._start_slack()
+        if self.settings.config_path is not None:
+            await self._start_config_sync(self.settings.config_path)
         self.scheduler.add_job(self.ledger_worker.run_once, "interval", seconds=2, id="ledger-worker")
         self.scheduler.add_job(
             retention.prune, "interval", minutes=10, id="retention",
@@ -220,6 +228,8 @@ class Runtime:
                 delivery_report=self.delivery_report,
                 status_report=self.status_report,
                 channels=self.channels,
+                incident_actions=self.incident_actions,
+                integrations=self.integrations,
             )
             s = self.settings
             with binding(s.http_host, s.http_port, host_variable="PULSER_HTTP_HOST", port_variable="PULSER_HTTP_PORT"):
@@ -228,6 +238,25 @@ class Runtime:
             if self.services is not None and self.settings.public_url is None:
                 self.services.public_base_url = f"http://{self.settings.http_host}:{self.http_port}"
         log.info("pulser.started", mode=self.mode, version=__version__)
+
+    async def _start_config_sync(self, path) -> None:
+        """Apply PULSER_CONFIG before the API opens, then on SIGHUP and whenever the file changes."""
+        sync = ConfigSync(
+            _started(self.pool, "the database pool"), path, channels=self.channels,
+            notify=self._tell_default_channel if self.app is not None else None,
+        )
+        if self.config_poll_seconds is not None:
+            sync.poll_seconds = self.config_poll_seconds
+        self.config_sync = sync
+        await sync.apply("start")
+        sync.start_watching()
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, sync.reload)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
+            log.warning("config.sighup_unavailable")
+
+    async def _tell_default_channel(self, text: str) -> None:
+        await self.app.client.chat_postMessage(channel=self.settings.slack_channel, text=text)
 
     def _start_pipeline(self) -> None:
         """Every process turns webhook deliveries into incidents (the sidecar records them, its
@@ -253,6 +282,10 @@ class Runtime:
                 lambda envelope: self.events.process_github(envelope, self.pipeline.process_envelope)))
         self.incident_actions = IncidentActions(pool, on_change=self._incidents_changed)
         self.sweep = IncidentSweep(self.incident_actions, self.pipeline)
+        self.integrations = Integrations(
+            pool, secrets=self.webhook_secrets, public_url=self.public_base_url, sidecar_url=self.sidecar_url,
+            heroku_apps=self._heroku_apps,
+        )
         self.heroku = HerokuMonitor(
             pool,
             HerokuClient(s.heroku_api_key, s.heroku_api_url),
@@ -396,11 +429,14 @@ class Runtime:
         )
         self.services.notifier = self.notifier
         self.services.incident_actions = self.incident_actions
+        self.services.integrations = self.integrations
         self.services.heroku = self.heroku
         self.services.health_report = self.health_report
         self.services.events = self.events
         self.services.deploys = self.deploys
-        self.home_refresher = HomeRefresher(pool, self.app.client)
+        self.home_refresher = HomeRefresher(
+            pool, self.app.client, build_view=lambda p: dashboard_view(p, integrations=self.integrations)
+        )
         self.services.home = self.home_refresher
         self.home_refresher.start()
         self.notifier.start()
@@ -428,6 +464,20 @@ class Runtime:
         self.supervisor.start()
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
         self._connect_task = asyncio.create_task(self.socket.connect_async(), name="socket-connect")
+
+    def sidecar_url(self) -> str:
+        """Where this process reaches the sidecar itself (the integration test's deliveries): its
+        own bound port when it serves one, else where senders reach it (PULSER_PUBLIC_URL)."""
+        if self.runs_sidecar and self.http_port is not None:
+            host = self.settings.http_host
+            host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+            host = f"[{host}]" if ":" in host else host
+            return f"http://{host}:{self.http_port}"
+        return self.settings.public_base_url
+
+    async def _heroku_apps(self) -> list[str]:
+        heroku = self.heroku
+        return list((await heroku.settings()).apps) if heroku is not None else []
 
     def public_base_url(self) -> str:
         """Where heartbeat senders reach the sidecar: PULSER_PUBLIC_URL, else the bound address
@@ -502,6 +552,8 @@ class Runtime:
             }
             for name, report in sub_reports.items():
                 components[name] = await parts.build(name, report)
+            if self.config_sync is not None:
+                components["config"] = await parts.build("config", self.config_sync.health)
         return {
             "version": __version__,
             "mode": self.mode,
@@ -673,6 +725,13 @@ class Runtime:
 
         Each step is bounded (`_bounded`): a part that does not stop in time is logged and left
         behind, so a stopping process never hangs on one of them."""
+        if self.config_sync is not None:
+            try:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+            await _bounded("config_sync", self.config_sync.stop())
+            self.config_sync = None
         if self.http_runner is not None:
             await _bounded("sidecar", self.http_runner.cleanup())
             self.http_runner = None

@@ -133,6 +133,7 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     deploy_webhook_secret: str | None = field(default=None, repr=False)  # deploys: signs generic deploy webhooks
     sandbox: bool | None = None  # PULSER_SANDBOX: True/False when chosen, None when left to the defaults
+    config_path: Path | None = None  # PULSER_CONFIG: the YAML file of routing rules, silences, … (configuration as code)
 
     @property
     def public_base_url(self) -> str:
@@ -272,6 +273,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "WEBHOOK_SILENCE_HOURS", 24, _int_between("WEBHOOK_SILENCE_HOURS", 1, 720, "hours")
         ),
         sandbox=sandbox,
+        config_path=env.get("PULSER_CONFIG", None, _config_file),
     )
 
 
@@ -290,6 +292,20 @@ class _Env:
         if not raw:
             return default
         return parse(raw)
+
+
+def _config_file(raw: str) -> Path:
+    """An existing, readable file. Its content is checked when it is applied (a bad file must not
+    stop a running Pulser), but a path that names nothing is a typo worth refusing at start-up."""
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError("PULSER_CONFIG", raw, "expected the path of an existing YAML file (see `pulser config check`)")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise SettingsError("PULSER_CONFIG", raw, f"the file cannot be read ({exc.strerror})") from None
+    return path
 
 
 def _int_between(name: str, low: int, high: int, unit: str) -> Callable[[str], int]:

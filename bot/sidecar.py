@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import asyncpg
 from aiohttp import web
@@ -10,10 +10,20 @@ from aiohttp import web
 from alerts.channels import ChannelResolver
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
-from handlers.http import api_applications, api_delivery, api_deploy, api_rules, api_silences, auth, events, health, heartbeats, webhooks
+from handlers.http import (
+    api_applications, api_delivery, api_deploy, api_incidents, api_integrations, api_rules, api_silences, auth, events,
+    health, heartbeats, openapi, webhooks,
+)
 from handlers.http.errors import MAX_BODY_BYTES, body_size_limit, error_middleware
 from handlers.http.health import HealthReport
 from handlers.http.rate_limit import RateLimiter
+
+
+ResponseObserver = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
+# Called with every answer the sidecar gives (after the error middleware made it JSON). Empty in
+# production, where no middleware is added for it; the test suite adds one that checks each answer
+# against the OpenAPI document (tests/openapi_conformance.py).
+RESPONSE_OBSERVERS: list[ResponseObserver] = []
 
 
 def build_sidecar(
@@ -33,24 +43,29 @@ def build_sidecar(
     status_report: api_delivery.DeliveryReport | None = None,
     channels: ChannelResolver | None = None,
     rate_limiter: RateLimiter | None = None,
+    incident_actions: Any = None,
+    integrations: Any = None,
 ) -> web.Application:
     """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`, webhooks need
     `pool` and `accept_envelope` (hands a freshly recorded delivery to the ledger worker).
     `rate_limiter` replaces the heartbeat limiter (20, then 2/s per UUID): tests pass one with a
-    clock they move."""
+    clock they move. `incident_actions` (alerts.incident_actions.IncidentActions) serves the
+    incidents API, `integrations` (alerts.integrations.Integrations) the integrations API."""
     def count(route: str, status: int) -> None:
         metrics.http_requests.labels(route, str(status)).inc()
 
     # client_max_size makes aiohttp raise 413 while reading an oversized body; the middleware turns
     # it into JSON.
+    observing = [_observe_responses] if RESPONSE_OBSERVERS else []
     app = web.Application(
         client_max_size=max_body_bytes,
-        middlewares=[error_middleware(count), body_size_limit(max_body_bytes)],
+        middlewares=[*observing, error_middleware(count), body_size_limit(max_body_bytes)],
     )
     app[MAX_BODY_BYTES] = max_body_bytes
     app[health.HEALTH_REPORT] = health_report
     app[health.METRICS_RENDERER] = metrics.render
     health.add_routes(app)
+    openapi.add_routes(app)  # the document of every route below, served without a token
     if writer is not None:
         app[heartbeats.WRITER] = writer
         # `is None`, not `or`: an empty limiter has len() 0 and is falsy.
@@ -67,6 +82,11 @@ def build_sidecar(
         api_rules.add_routes(app)
         api_silences.add_routes(app)
         api_deploy.add_routes(app)
+        if incident_actions is not None:
+            api_incidents.add_routes(app, incident_actions)
+        if integrations is not None:
+            api_integrations.add_routes(app, integrations)
+            app[webhooks.REFUSALS] = integrations.refusals
         if delivery_report is not None:
             app[api_delivery.DELIVERY_REPORT] = delivery_report
             if status_report is not None:
@@ -81,6 +101,14 @@ def build_sidecar(
         webhooks.add_routes(app)
         events.add_routes(app)  # POST /events: the same keys (POOL, SECRETS, WORKER, ACCEPTED, COUNT) as webhooks
     return app
+
+
+@web.middleware
+async def _observe_responses(request: web.Request, handler) -> web.StreamResponse:
+    response = await handler(request)
+    for observer in RESPONSE_OBSERVERS:
+        await observer(request, response)
+    return response
 
 
 def _heartbeat_counter(metrics: Metrics) -> Callable[[str, str], None]:

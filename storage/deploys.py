@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 _SERVICE_COLUMNS = """id, name, action_type, action, default_env, requires_approval, channel, created_by,
-    created_at, updated_at"""
+    created_at, updated_at, managed_by"""
 
 _REQUEST_COLUMNS = """r.id, r.service_id, s.name AS service_name, r.env, r.ref, r.reason, r.requested_by,
     r.status, r.decided_by, r.decided_at, r.trigger_error, r.event_id, r.created_at, r.updated_at"""
@@ -48,6 +48,7 @@ class DeployService:
     created_by: str | None
     created_at: datetime
     updated_at: datetime
+    managed_by: str | None = None  # 'config': defined by the config file, read-only elsewhere
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> "DeployService":

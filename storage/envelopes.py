@@ -287,3 +287,32 @@ async def last_received_by_source(pool: asyncpg.Pool, sources: list[str]) -> dic
         sources,
     )
     return {r["source"]: r["last"] for r in rows}
+
+
+async def source_figures(pool: asyncpg.Pool, sources: list[str], *, since: datetime) -> dict[str, dict[str, Any]]:
+    """Per source: the last delivery, deliveries and failed ones since `since`, and the last
+    processing error (a row whose last attempt failed), from the (source, received_at) index."""
+    rows = await pool.fetch(
+        """
+        SELECT s.source,
+               (SELECT max(received_at) FROM envelopes e WHERE e.source = s.source) AS last_delivery,
+               (SELECT count(*) FROM envelopes e WHERE e.source = s.source AND e.received_at >= $2) AS deliveries,
+               (SELECT count(*) FROM envelopes e
+                 WHERE e.source = s.source AND e.received_at >= $2 AND e.status = 'failed') AS failed,
+               (SELECT jsonb_build_object('at', e.updated_at, 'error', e.last_error) FROM envelopes e
+                 WHERE e.source = s.source AND e.last_error IS NOT NULL
+                 ORDER BY e.received_at DESC LIMIT 1) AS last_error
+          FROM unnest($1::text[]) AS s(source)
+        """,
+        sources,
+        since,
+    )
+    return {
+        r["source"]: {
+            "last_delivery": r["last_delivery"],
+            "deliveries": r["deliveries"],
+            "failed": r["failed"],
+            "last_error": dict(r["last_error"]) if r["last_error"] else None,
+        }
+        for r in rows
+    }

@@ -127,14 +127,16 @@ async def recent_occurrences(conn: Conn, incident_id: int, *, limit: int = 10) -
 
 
 async def delete_occurrences_beyond(pool: asyncpg.Pool, *, keep: int) -> int:
-    """Retention: keep the newest `keep` occurrences of each incident (Investigate shows ten)."""
+    """Retention: keep the newest `keep` occurrences of each incident (Investigate shows ten) and
+    its first one, which the incident timeline opens with."""
     result = await pool.execute(
         """
         DELETE FROM alert_occurrences o
          USING (SELECT id FROM (
-                    SELECT id, row_number() OVER (PARTITION BY incident_id ORDER BY id DESC) AS n
+                    SELECT id, row_number() OVER (PARTITION BY incident_id ORDER BY id DESC) AS n,
+                           row_number() OVER (PARTITION BY incident_id ORDER BY id) AS from_first
                       FROM alert_occurrences) ranked
-                 WHERE n > $1) old
+                 WHERE n > $1 AND from_first > 1) old
          WHERE o.id = old.id
         """,
         keep,

@@ -275,6 +275,12 @@ async def list_routes(conn: Conn) -> dict[str, str]:
     return {r["event_type"]: r["channel"] for r in rows}
 
 
+async def managed_routes(conn: Conn) -> set[str]:
+    """The event types whose route the config file defines (read-only elsewhere)."""
+    rows = await conn.fetch("SELECT event_type FROM event_routes WHERE managed_by IS NOT NULL")
+    return {r["event_type"] for r in rows}
+
+
 async def set_route(conn: Conn, event_type: str, channel: str, *, updated_by: str) -> str | None:
     """Send `event_type` to `channel`; returns the channel it went to before (None: the default)."""
     return await conn.fetchval(

@@ -13,7 +13,7 @@ import asyncpg
 
 _COLUMNS = """id, position, name, envs, min_severity, services, sources, tags, continue_matching, channel,
     mention, mention_min_severity, escalate_after_minutes, escalate_to, escalation_levels, runbook_url,
-    auto_close_minutes, created_by, created_at, updated_at"""
+    auto_close_minutes, created_by, created_at, updated_at, managed_by"""
 
 # What callers set; the order is the order of $2… in the INSERT and UPDATE below.
 EDITABLE: tuple[str, ...] = (

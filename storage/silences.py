@@ -14,8 +14,8 @@ import asyncpg
 
 Conn = asyncpg.Pool | asyncpg.Connection
 
-_SILENCE = "id, matchers, comment, created_by, starts_at, ends_at, expired_by, created_at"
-_RULE = "id, name, source_matchers, target_matchers, equal, created_by, created_at"
+_SILENCE = "id, matchers, comment, created_by, starts_at, ends_at, expired_by, created_at, managed_by"
+_RULE = "id, name, source_matchers, target_matchers, equal, created_by, created_at, managed_by"
 # The table demands ends_at > starts_at, so a silence ended before it began keeps this sliver.
 _SLIVER = timedelta(microseconds=1)
 

@@ -25,6 +25,9 @@ from storage import database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
 
+# Every answer a sidecar gives in the suite is checked against the OpenAPI document.
+pytest_plugins = ["tests.openapi_conformance"]
+
 # One template per xdist worker: workers sharing a TEST_DATABASE_URL server must not drop each
 # other's template while cloning it.
 TEMPLATE_DB = "pulser_test_template_" + os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -116,6 +119,8 @@ async def _empty_again(pg_server: str, admin: asyncpg.Connection, name: str) -> 
             tables = [r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
             if set(tables) != await _template_tables(pg_server):
                 return False
+            if await _schema_fingerprint(conn) != await _template_fingerprint(pg_server):
+                return False  # a constraint, column, index, trigger or function a test added or dropped
             emptied = ", ".join(f'"{t}"' for t in tables if t != "schema_migrations")
             await conn.execute(f"TRUNCATE {emptied} RESTART IDENTITY CASCADE")
         finally:
@@ -139,6 +144,42 @@ async def _end_sessions(admin: asyncpg.Connection, name: str) -> None:
 
 
 _template_table_names: set[str] = set()
+_template_fingerprints: list[str] = []
+
+# Everything of the public schema a test could change besides rows: relations (tables, indexes,
+# sequences), columns, constraints, functions and triggers.
+_SCHEMA_FINGERPRINT = """
+SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
+    SELECT 'r:' || c.relname || ':' || c.relkind FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
+    UNION ALL
+    SELECT 'a:' || c.relname || ':' || a.attname || ':' || a.atttypid || ':' || a.attnotnull FROM pg_attribute a
+      JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'c:' || con.conname || ':' || pg_get_constraintdef(con.oid) FROM pg_constraint con
+      JOIN pg_namespace n ON n.oid = con.connamespace WHERE n.nspname = 'public'
+    UNION ALL
+    SELECT 'f:' || p.proname || ':' || md5(p.prosrc) FROM pg_proc p
+      JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+    UNION ALL
+    SELECT 't:' || t.tgname FROM pg_trigger t WHERE NOT t.tgisinternal
+) s(x)
+"""
+
+
+async def _schema_fingerprint(conn: asyncpg.Connection) -> str:
+    return await conn.fetchval(_SCHEMA_FINGERPRINT)
+
+
+async def _template_fingerprint(pg_server: str) -> str:
+    if not _template_fingerprints:
+        conn = await asyncpg.connect(with_database(pg_server, TEMPLATE_DB))
+        try:
+            _template_fingerprints.append(await _schema_fingerprint(conn))
+        finally:
+            await conn.close()
+    return _template_fingerprints[0]
 
 
 async def _template_tables(pg_server: str) -> set[str]:

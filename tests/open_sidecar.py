@@ -45,6 +45,8 @@ async def sidecar(database_url: str) -> AsyncIterator[Runtime]:
     )
     runtime = Runtime(settings, "sidecar", metrics=Metrics("test"))
     await runtime.start()
+    # No Slack in a lone sidecar: an integration test would wait its whole 30 s for a message.
+    runtime.integrations.tester.timeout = 1.0
     yield runtime
     await runtime.stop()
 

@@ -316,15 +316,16 @@ async def test_concurrent_ingests_of_one_problem_make_one_incident(pipeline, poo
     assert incident["count"] == 30 and incident["group_key"] == group_key(alert())
 
 
-async def test_retention_keeps_the_newest_occurrences_of_each_incident_and_the_count(pipeline, pool):
+async def test_retention_keeps_the_first_and_the_newest_occurrences_of_each_incident_and_the_count(pipeline, pool):
     from jobs import retention
 
     for i in range(retention.OCCURRENCES_KEPT + 7):
         result = await pipeline.ingest(alert(source_event_id=f"e{i}"), now=T0 + timedelta(seconds=i))
     removed = await retention.prune(pool, keep_heartbeats=10)
-    assert removed["occurrences"] == 7
-    newest, total = await incidents.recent_occurrences(pool, result.incident_id, limit=1)
-    assert total == retention.OCCURRENCES_KEPT
+    assert removed["occurrences"] == 6  # all but the newest OCCURRENCES_KEPT, and the first (the timeline opens with it)
+    newest, total = await incidents.recent_occurrences(pool, result.incident_id, limit=retention.OCCURRENCES_KEPT + 1)
+    assert total == retention.OCCURRENCES_KEPT + 1
+    assert newest[-1]["received_at"] == T0
     assert newest[0]["received_at"] == T0 + timedelta(seconds=retention.OCCURRENCES_KEPT + 6)
     assert (await incidents.get_incident(pool, result.incident_id))["count"] == retention.OCCURRENCES_KEPT + 7
 

@@ -9,6 +9,7 @@ from blocks.incidents import (
     INVESTIGATE,
     RESOLVE,
     RESOLVED_COLOR,
+    OPEN,
     RUNBOOK,
     SEVERITY_COLOR,
     SNOOZE,
@@ -133,9 +134,9 @@ def test_the_header_shows_emoji_severity_and_title():
     assert header(incident_message(view())) == ":red_circle: [CRITICAL] DatabaseError: connection refused"
 
 
-def test_a_firing_incident_offers_ack_snooze_resolve_investigate_and_the_source_link():
+def test_a_firing_incident_offers_ack_snooze_resolve_investigate_open_and_the_source_link():
     message = incident_message(view())
-    assert action_ids(message) == [ACK, SNOOZE, RESOLVE, INVESTIGATE, SOURCE_LINK]
+    assert action_ids(message) == [ACK, SNOOZE, RESOLVE, INVESTIGATE, OPEN, SOURCE_LINK]
     buttons = [e for e in action_elements(message) if e["type"] == "button"]
     assert {b["value"] for b in buttons} == {"42"}
     assert buttons[0]["style"] == "primary"
@@ -210,7 +211,7 @@ def test_a_long_description_is_cut_to_about_500_characters():
 def test_an_acked_incident_says_who_and_loses_its_ack_button():
     message = incident_message(view(acked_by="U0BOB", acked_at=NOW - timedelta(minutes=5)))
     assert state_line(message).startswith(":eyes: Acked by <@U0BOB> at <!date^")
-    assert action_ids(message) == [SNOOZE, RESOLVE, INVESTIGATE, SOURCE_LINK]
+    assert action_ids(message) == [SNOOZE, RESOLVE, INVESTIGATE, OPEN, SOURCE_LINK]
 
 
 def test_a_snooze_is_shown_while_it_lasts():
@@ -245,13 +246,13 @@ def test_a_quiet_firing_incident_has_no_state_line():
 # --- resolved --------------------------------------------------------------------------------------
 
 
-def test_a_resolved_incident_is_green_without_buttons_but_keeps_the_links():
+def test_a_resolved_incident_is_green_without_buttons_but_keeps_open_and_the_links():
     message = incident_message(
         view(status="resolved", resolved_by="U0BOB", resolved_at=NOW, resolve_reason="user",
              runbook_url="https://wiki.example.com/runbooks/db")
     )
     assert message["attachments"][0]["color"] == RESOLVED_COLOR
-    assert action_ids(message) == [RUNBOOK, SOURCE_LINK]
+    assert action_ids(message) == [OPEN, RUNBOOK, SOURCE_LINK]
     assert header(message) == ":white_check_mark: Resolved: [CRITICAL] DatabaseError: connection refused"
     assert state_line(message).startswith(":white_check_mark: Resolved by <@U0BOB> at <!date^")
 
@@ -273,9 +274,9 @@ def test_a_resolved_incident_keeps_who_acked_on_the_record():
     assert "Acked by <@U0BOB>" in state_line(message)
 
 
-def test_a_resolved_incident_without_links_has_no_actions_block():
+def test_a_resolved_incident_without_links_offers_only_open():
     message = incident_message(view(status="resolved", resolve_reason="source", link=None))
-    assert [b for b in blocks_of(message) if b["type"] == "actions"] == []
+    assert action_ids(message) == [OPEN]
 
 
 def test_block_ids_stay_the_same_across_updates():

@@ -56,6 +56,7 @@ class Route:
 ROUTES = (
     Route("/health", ("GET",), "none"),
     Route("/metrics", ("GET",), "none"),
+    Route("/api/openapi.json", ("GET",), "none"),
     *(Route(f"{prefix}/{{uuid}}{tail}", ("GET", "POST"), "none", "heartbeat", weight=2)
       for prefix in ("/heartbeat", "/ping") for tail in ("", "/{signal}")),
     Route("/heartbeats", ("POST",), "none", "bulk", weight=3),
@@ -76,6 +77,16 @@ ROUTES = (
     Route("/api/status", ("GET",), "admin"),
     Route("/api/events", ("GET",), "admin"),
     Route("/api/event-routes", ("GET", "PUT"), "admin", "event_routes", weight=2),
+    *(Route(f"{prefix}{tail}", methods, "admin", shape)
+      for prefix in ("/api/incidents", "/api/alert-groups")
+      for tail, methods, shape in (("", ("GET",), None), ("/{id}", ("GET",), None), ("/{id}/ack", ("POST",), None),
+                                   ("/{id}/snooze", ("POST",), "snooze"), ("/{id}/resolve", ("POST",), None))),
+    Route("/api/incidents/{id}/assign", ("POST",), "admin", "assign"),
+    Route("/api/incidents/{id}/notes", ("POST",), "admin", "note"),
+    Route("/api/alerts", ("GET",), "admin"),
+    Route("/api/dashboard/overview", ("GET",), "admin"),
+    Route("/api/integrations", ("GET",), "admin"),
+    Route("/api/integrations/{source}/test", ("POST",), "admin"),
     Route("/events", ("POST",), "token", "event", weight=5),
     Route("/webhooks/{source}", ("POST",), "webhook", weight=15),
 )  # fmt: skip
@@ -115,12 +126,26 @@ async def plant(http: httpx.AsyncClient) -> Seeds:
         response = await http.post(f"/api/{family}", json=body, headers=ADMIN)
         assert response.status_code == 201, response.text
         ids[family] = str(response.json()["id"])
+    ids["incidents"] = await open_an_incident(http)
     uuids = []
     for n in range(HEARTBEAT_APPS):
         response = await http.post("/api/applications", json={"name": f"beats-{n}", "expected_interval": 60}, headers=ADMIN)
         assert response.status_code == 201, response.text
         uuids.append(response.json()["uuid"])
     return Seeds(ids=ids, uuids=tuple(uuids))
+
+
+async def open_an_incident(http: httpx.AsyncClient) -> str:
+    """An incident, opened the way every incident is (a webhook the pipeline turns into one)."""
+    alert = {"title": "Fuzzed incident", "severity": "high", "service": "api", "env": "prod"}
+    response = await http.post("/webhooks/generic", json=alert, headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+    assert response.status_code == 202, response.text
+    for _ in range(600):
+        listed = (await http.get("/api/incidents", headers=ADMIN)).json()["incidents"]
+        if listed:
+            return str(listed[0]["id"])
+        await asyncio.sleep(0.05)
+    raise AssertionError("the fuzzed incident was not opened within 30 s")
 
 
 # --- realistic bodies, to be mutated -------------------------------------------------------------------
@@ -162,6 +187,9 @@ def shapes(seeds: Seeds) -> dict[str, list[Any]]:
         inhibition=[INHIBITION],
         service=[SERVICE],
         event_routes=[{"deploy": "#ops-deploy", "ci": None}],
+        snooze=[{"minutes": 60}],
+        assign=[{"assignee": "U0123ABCD"}],
+        note=[{"text": "Failing over to the replica."}],
         event=[{"event_type": "deploy", "status": "failed", "service": "api", "env": "prod", "title": "Deploy",
                 "link": "https://ci.example.com/1", "occurred_at": "2026-11-23T02:00:00Z", "deployment_id": "d-1",
                 "details": {"commit": "abc"}, "actor": "ada", "event_id": "e-1"}],
@@ -441,7 +469,8 @@ def requests(seeds: Seeds) -> st.SearchStrategy[Hostile]:
     body_strategies = {name: bodies(sample) for name, sample in samples.items()} | {None: bodies(None)}
     uuid_strategy = uuid_segments(seeds)
     id_strategies = {family: id_segments(seeds.ids.get(family)) for family in
-                     ("applications", "rules", "silences", "inhibitions", "services")}  # fmt: skip
+                     ("applications", "rules", "silences", "inhibitions", "services", "incidents")}  # fmt: skip
+    id_strategies["alert-groups"] = id_strategies["incidents"]
     weighted_routes = st.sampled_from([route for route in ROUTES for _ in range(route.weight)])
     sources = mostly(st.sampled_from(SOURCES), JUNK_SEGMENTS, one_in=10)
     methods = {route: mostly(st.sampled_from(route.methods), st.sampled_from(ODD_METHODS), one_in=12) for route in ROUTES}

@@ -1,16 +1,12 @@
-"""How each source puts a delivery on the wire: signed/authorized headers plus body bytes.
-
-Shared by the webhook end-to-end tests and the benchmarks, so both send exactly what Sentry,
-GitHub, Alertmanager and a generic sender send.
+"""How each source puts a delivery on the wire, with the test suite's secrets: the signers are
+`alerts.integration_samples`' (the Send test button signs with the same ones), so the webhook
+end-to-end tests, the benchmarks and a test delivery send exactly what Sentry, GitHub,
+Alertmanager and a generic sender send.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import uuid
-from typing import Any
+from alerts import integration_samples as signers
 
 SENTRY_SECRET = "sentry-client-secret"
 GITHUB_SECRET = "github-webhook-secret"
@@ -23,37 +19,17 @@ SECRETS_ENV = {
 }
 
 
-def _compact(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
-
-
 def sentry(payload: dict, resource: str = "error", secret: str = SENTRY_SECRET) -> tuple[dict, bytes]:
-    body = _compact(payload)
-    return {
-        "Content-Type": "application/json",
-        "Request-ID": uuid.uuid4().hex,
-        "Sentry-Hook-Resource": resource,
-        "Sentry-Hook-Timestamp": "1700000000",
-        "Sentry-Hook-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-    }, body
+    return signers.sentry(payload, resource, secret)
 
 
 def github(payload: dict, event: str, delivery: str | None = None, secret: str = GITHUB_SECRET) -> tuple[dict, bytes]:
-    body = _compact(payload)
-    return {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-    }, body
+    return signers.github(payload, event, secret, delivery)
 
 
 def alertmanager(payload: dict, token: str = WEBHOOK_TOKEN) -> tuple[dict, bytes]:
-    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}, _compact(payload)
+    return signers.bearer(payload, token)
 
 
 def generic(payload: dict, token: str = WEBHOOK_TOKEN, idempotency_key: str | None = None) -> tuple[dict, bytes]:
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    if idempotency_key:
-        headers["Idempotency-Key"] = idempotency_key
-    return headers, _compact(payload)
+    return signers.bearer(payload, token, idempotency_key)

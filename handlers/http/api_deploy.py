@@ -22,6 +22,7 @@ from alerts.deploys import (
     describe_action,
     update_service,
 )
+from alerts.managed import MANAGED_ERROR, is_managed, managed_detail
 from handlers.http.api_applications import CHANNELS, POOL, ApiError, _int_query, api
 from handlers.http.json_body import read_json_object
 from storage import deploys as store
@@ -29,7 +30,7 @@ from storage.deploys import DeployRequest, DeployService
 
 SERVICE_ID = re.compile(r"[0-9]{1,18}")
 # Response fields a client may send back in a PUT (GET → edit → PUT); the server owns them.
-IGNORED_ON_UPDATE = ("created_by", "created_at", "updated_at", "description")
+IGNORED_ON_UPDATE = ("created_by", "created_at", "updated_at", "description", "managed_by")
 LIST_LIMIT = 1000
 
 
@@ -58,7 +59,7 @@ async def get(request: web.Request) -> web.Response:
 
 @api
 async def update(request: web.Request) -> web.Response:
-    service = await _existing(request)
+    service = await _changeable(request)
     data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     if "id" in data and str(data.pop("id")) != str(service.id):
         raise ApiError(400, "invalid service", {"id": "read-only: cannot be changed"})
@@ -77,7 +78,7 @@ async def update(request: web.Request) -> web.Response:
 
 @api
 async def delete(request: web.Request) -> web.Response:
-    service = await _existing(request)
+    service = await _changeable(request)
     if await delete_service(request.app[POOL], service.id, user="api") is None:
         raise _not_found()
     return web.Response(status=204)
@@ -104,6 +105,7 @@ def service_json(service: DeployService) -> dict[str, Any]:
         "created_by": service.created_by,
         "created_at": _iso(service.created_at),
         "updated_at": _iso(service.updated_at),
+        "managed_by": service.managed_by,
     }
 
 
@@ -130,6 +132,14 @@ async def _existing(request: web.Request) -> DeployService:
     service = await store.get_service(request.app[POOL], int(text)) if SERVICE_ID.fullmatch(text) else None
     if service is None:
         raise _not_found()
+    return service
+
+
+async def _changeable(request: web.Request) -> DeployService:
+    """The service, unless the config file manages it (409: change it there)."""
+    service = await _existing(request)
+    if is_managed(service):
+        raise ApiError(409, MANAGED_ERROR, managed_detail("deploy service"))
     return service
 
 

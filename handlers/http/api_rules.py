@@ -22,6 +22,7 @@ from alerts.routing import (
     rule_changes,
     validate_rule,
 )
+from alerts.managed import MANAGED_ERROR, is_managed, managed_detail
 from handlers.http.api_applications import CHANNELS, DEFAULT_CHANNEL, POOL, ApiError, api
 from handlers.http.json_body import read_json_object
 from storage import audit
@@ -29,7 +30,7 @@ from storage import routing_rules as store
 
 RULE_ID = re.compile(r"[0-9]{1,18}")
 # Response fields a client may send back in a PUT (GET → edit → PUT); the server owns them.
-IGNORED_ON_UPDATE = ("created_by", "created_at", "updated_at", "conditions", "actions")
+IGNORED_ON_UPDATE = ("created_by", "created_at", "updated_at", "conditions", "actions", "managed_by")
 MOVE_HINT = "change the order with POST /api/rules/{id}/move"
 
 
@@ -41,6 +42,7 @@ def rule_json(rule: RoutingRule) -> dict[str, Any]:
         "created_by": rule.created_by,
         "created_at": rule.created_at.isoformat() if rule.created_at else None,
         "updated_at": rule.updated_at.isoformat() if rule.updated_at else None,
+        "managed_by": rule.managed_by,
         "conditions": describe_conditions(rule),
         "actions": describe_actions(rule),
     }
@@ -89,7 +91,7 @@ async def get_rule(request: web.Request) -> web.Response:
 
 @api
 async def update_rule(request: web.Request) -> web.Response:
-    rule = await _existing(request)
+    rule = await _changeable(request)
     data = await request.app[CHANNELS].resolve_field(await read_json_object(request))
     errors: dict[str, str] = {}
     if "id" in data and str(data.pop("id")) != str(rule.id):
@@ -120,7 +122,7 @@ async def update_rule(request: web.Request) -> web.Response:
 
 @api
 async def delete_rule(request: web.Request) -> web.Response:
-    rule = await _existing(request)
+    rule = await _changeable(request)
     pool = request.app[POOL]
     if not await store.delete_rule(pool, rule.id):
         raise _not_found()
@@ -133,7 +135,7 @@ async def delete_rule(request: web.Request) -> web.Response:
 
 @api
 async def move_rule(request: web.Request) -> web.Response:
-    rule = await _existing(request)
+    rule = await _changeable(request)
     data = await read_json_object(request)
     errors = {key: "unknown field" for key in data if key != "position"}
     position = _position(data.get("position"), errors, required=True)
@@ -158,6 +160,14 @@ async def _existing(request: web.Request) -> RoutingRule:
     if row is None:
         raise _not_found()
     return RoutingRule.from_row(row)
+
+
+async def _changeable(request: web.Request) -> RoutingRule:
+    """The rule, unless the config file manages it (409: change it there)."""
+    rule = await _existing(request)
+    if is_managed(rule):
+        raise ApiError(409, MANAGED_ERROR, managed_detail("routing rule"))
+    return rule
 
 
 def _position(value: Any, errors: dict[str, str], *, required: bool) -> int | None:

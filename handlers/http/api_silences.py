@@ -16,6 +16,7 @@ from aiohttp import web
 
 from alerts.applications import ValidationError
 from alerts.matchers import matchers_text, silence_matchers, silence_state, validate_inhibition_rule, validate_silence
+from alerts.managed import MANAGED_ERROR, is_managed, managed_detail
 from handlers.http.api_applications import POOL, ApiError, api
 from handlers.http.json_body import read_json_object
 from storage import audit
@@ -39,6 +40,7 @@ def silence_json(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "created_by": row["created_by"],
         "expired_by": row["expired_by"],
         "created_at": row["created_at"].isoformat(),
+        "managed_by": row.get("managed_by"),
     }
 
 
@@ -51,6 +53,7 @@ def rule_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "equal": list(row["equal"]),
         "created_by": row["created_by"],
         "created_at": row["created_at"].isoformat(),
+        "managed_by": row.get("managed_by"),
     }
 
 
@@ -105,6 +108,9 @@ async def expire_silence(request: web.Request) -> web.Response:
     silence_id = _row_id(request, "silence")
     pool = request.app[POOL]
     now = _now()
+    existing = await store.get_silence(pool, silence_id)
+    if existing is not None and is_managed(existing):
+        raise ApiError(409, MANAGED_ERROR, managed_detail("silence"))
     row = await store.expire_silence(pool, silence_id, by="api", now=now)
     if row is None:
         if await store.get_silence(pool, silence_id) is None:
@@ -163,6 +169,8 @@ async def delete_rule(request: web.Request) -> web.Response:
     rule_id = _row_id(request, "inhibition rule")
     pool = request.app[POOL]
     row = await store.get_inhibition_rule(pool, rule_id)
+    if row is not None and is_managed(row):
+        raise ApiError(409, MANAGED_ERROR, managed_detail("inhibition rule"))
     if row is None or not await store.delete_inhibition_rule(pool, rule_id):
         raise ApiError(404, "inhibition rule not found")
     await audit.record_action(

@@ -20,6 +20,7 @@ from aiohttp import web
 from alerts.applications import ValidationError
 from alerts.platform_events import ACTION, EVENT_TYPES, event_json, validate_event, validate_route
 from alerts.sources.common import NotConfiguredError, PayloadError, SignatureError, decode_json_body, header, verify_token
+from alerts.managed import MANAGED_ERROR
 from handlers.http import api_applications
 from handlers.http.api_applications import ApiError, api
 from handlers.http.errors import database_unavailable, json_error
@@ -160,6 +161,13 @@ async def put_routes(request: web.Request) -> web.Response:
     pool = request.app[api_applications.POOL]
     async with pool.acquire() as conn, conn.transaction():
         current = await store.list_routes(conn)
+        managed = await store.managed_routes(conn)
+        locked = sorted(t for t in managed if current.get(t) != wanted.get(t))
+        if locked:
+            raise ApiError(409, MANAGED_ERROR, {
+                t: "this route is defined in the config file (PULSER_CONFIG) and is read-only here: keep it as it "
+                "is in this body (GET /api/event-routes shows it), and change it in the file" for t in locked
+            })
         for event_type in EVENT_TYPES:
             before, after = current.get(event_type), wanted.get(event_type)
             if before == after:

@@ -32,6 +32,9 @@ WORKER: web.AppKey[str] = web.AppKey("webhook_worker", str)
 # Hands a freshly recorded delivery (the row, or its id) to the ledger worker.
 ACCEPTED: web.AppKey[Callable[[Any], None]] = web.AppKey("webhook_accepted", Callable[[Any], None])
 COUNT: web.AppKey[WebhookCounter] = web.AppKey("webhook_count", WebhookCounter)
+# The last refused delivery per source ({"at", "error"}), for the integrations page: a refusal
+# stores nothing in the ledger, yet a wrong secret is the most common integration fault.
+REFUSALS: web.AppKey[dict] = web.AppKey("webhook_refusals", dict)
 
 # Headers a parser reads later, kept with the delivery. An allowlist: signatures and tokens
 # (Authorization, X-Hub-Signature-256, Sentry-Hook-Signature, X-Pulser-Token) never reach the database.
@@ -81,6 +84,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         key = source.idempotency_key(given, payload)
     except NotConfiguredError as exc:
         count(name, "not_configured")
+        _remember_refusal(request, name, f"401 webhook source not configured: {exc.message}")
         log.warning("webhook.not_configured", source=name, detail=exc.message)
         return json_error(401, "webhook source not configured", exc.message)
     except SourceError as exc:
@@ -88,6 +92,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         count(name, outcome)
         log.info("webhook.refused", source=name, status=exc.status, detail=exc.message)
         error = f"invalid {getattr(exc, 'proof', 'signature')}" if exc.status == 401 else "invalid payload"
+        _remember_refusal(request, name, f"{exc.status} {error}: {exc.message}")
         return json_error(exc.status, error, exc.message)
 
     bad_header = undecodable_header(request.headers, STORED_HEADERS)
@@ -125,6 +130,12 @@ async def receive_webhook(request: web.Request) -> web.Response:
         },
         status=202,
     )
+
+
+def _remember_refusal(request: web.Request, source: str, error: str) -> None:
+    refusals = request.app.get(REFUSALS)
+    if refusals is not None:
+        refusals[source] = {"at": datetime.now(timezone.utc), "error": error[:500]}
 
 
 def undecodable_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:

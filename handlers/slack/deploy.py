@@ -56,6 +56,7 @@ from blocks.deploys import (
     unknown_service,
     usage_message,
 )
+from alerts.managed import is_managed, managed_notice
 from handlers.slack.admin import is_admin
 from handlers.slack.admin import refusal as admin_refusal
 from handlers.slack.payloads import as_int, channel_of, clicked_id, clicked_message, view_metadata
@@ -152,6 +153,9 @@ async def _remove(ack: AsyncAck, command: dict, words: list[str], client, servic
     except UnknownService as exc:
         await ack(**unknown_service(exc.name, exc.known))
         return
+    if is_managed(service):
+        await ack(**notice_message(managed_notice("The deploy service", service.name)))
+        return
     removed = await services.deploys.delete_service(service.id, user=user)
     notice = (
         f":wastebasket: Removed deploy service *{service.name}* and its requests."
@@ -183,6 +187,9 @@ async def _open_service_form(
             service = await services.deploys.service(words[0])
         except UnknownService as exc:
             await ack(**unknown_service(exc.name, exc.known))
+            return
+        if is_managed(service):
+            await ack(**notice_message(managed_notice("The deploy service", service.name)))
             return
     await ack()
     metadata = {"service_id": service.id if service else None, "channel_id": command.get("channel_id")}
@@ -245,6 +252,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if service_id is not None and current is None:
             await ack(response_action="errors", errors={name_block: REMOVED_MEANWHILE})
             return
+        if current is not None and is_managed(current):
+            await ack(response_action="errors", errors={name_block: managed_notice("This service", current.name)})
+            return
         data = await services.channels.resolve_field(_service_data(submitted_service_fields(view["state"]["values"]), current))
         try:
             if current is None:
@@ -288,6 +298,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if service is None:
             listed = [_summary(s) for s in await services.deploys.services()]
             await respond(replace_original=True, **services_list(listed, notice="That service was removed meanwhile."))
+            return
+        if is_managed(service):
+            await respond(**refusal(managed_notice("The deploy service", service.name)))
             return
         metadata = {"service_id": service.id, "channel_id": channel_of(body)}
         await _open_from_click(client, respond, body, service_modal(service=_form_values(service), metadata=metadata))

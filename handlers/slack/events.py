@@ -16,7 +16,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from alerts.applications import ValidationError
 from alerts.platform_events import EVENT_TYPES, EventActionResult
 from blocks.events import ACK, INVESTIGATE, LINK, events_refused, events_usage, route_notice, routes_message
+from alerts.managed import managed_notice
 from handlers.slack.admin import is_admin, refusal
+from storage import platform_events as event_store
 from handlers.slack.services import SlackServices
 
 # Slack sends a picked channel as <#C0123|name> (or <#C0123>); people also type #name.
@@ -51,6 +53,9 @@ async def _route_command(ack: AsyncAck, command: dict, args: str, client, servic
     user = command["user_id"]
     if not await is_admin(client, user, services.admins):
         await ack(**events_refused(refusal("change event routes")))
+        return
+    if event_type in await event_store.managed_routes(services.pool):
+        await ack(**events_refused(managed_notice("The route of event type", event_type).removeprefix(":lock: ")))
         return
     try:
         if target.lower() in RESET_WORDS:

@@ -90,7 +90,8 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 async def publish_home(client, services: SlackServices, user: str) -> None:
     """Publish the dashboard as it is now to `user`'s Home tab."""
     try:
-        await client.views_publish(user_id=user, view=await dashboard_view(services.pool))
+        view = await dashboard_view(services.pool, integrations=getattr(services, "integrations", None))
+        await client.views_publish(user_id=user, view=view)
     except SlackApiError as exc:
         log.warning("slack.home_publish_failed", user=user, error=exc.response.get("error"))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from handlers.slack import (
-    applications, commands, deploy, events, heartbeat_alerts, heroku, home, incidents, membership, rules, silences, status,
+    applications, commands, deploy, events, heartbeat_alerts, heroku, home, incident_inbox, incidents, integrations,
+    membership, rules, silences, status,
 )
 from handlers.slack.services import SlackServices
 
@@ -23,3 +24,5 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     events.register(app, services)
     deploy.register(app, services)
     membership.register(app, services)
+    incident_inbox.register(app, services)
+    integrations.register(app, services)

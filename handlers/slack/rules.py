@@ -40,6 +40,7 @@ from blocks.rules import (
     rules_list,
     submitted_fields,
 )
+from alerts.managed import is_managed, managed_notice
 from handlers.slack.admin import is_admin, refusal
 from handlers.slack.payloads import as_int, channel_of, clicked_id, view_metadata
 from handlers.slack.services import SlackServices
@@ -162,6 +163,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             await ack(response_action="errors", errors={"name": DELETED_MEANWHILE})
             return
         current = RoutingRule.from_row(row)
+        if is_managed(current):  # the config file took it over while the form was open
+            await ack(response_action="errors", errors={"name": managed_notice("This rule", current.name)})
+            return
         try:
             spec = validate_rule(await services.channels.resolve_field(submitted_fields(view["state"]["values"])))
         except RuleValidationError as exc:
@@ -200,6 +204,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         row = await store.get_rule(pool, rule_id)
         if row is None:
             await respond(replace_original=True, **await rules_message(services, change_notice("missing")))
+            return user, None
+        if is_managed(row):
+            await respond(text=managed_notice("The routing rule", row["name"]), response_type="ephemeral", replace_original=False)
             return user, None
         return user, RoutingRule.from_row(row)
 

@@ -28,5 +28,6 @@ class SlackServices:
     events: Any = None  # alerts.platform_events.PlatformEvents: record events, audit actions, event routes
     deploys: Any = None  # alerts.deploys.Deploys: services, deploy requests, approval, triggers
     home: Any = None  # alerts.home.HomeRefresher: who opened App Home, to refresh their dashboard
+    integrations: Any = None  # alerts.integrations.Integrations: App Home's section and its Send test buttons
     # Channel names typed into forms and commands become IDs before they are saved.
     channels: ChannelResolver = field(default_factory=ChannelResolver)

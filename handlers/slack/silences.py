@@ -28,6 +28,7 @@ from blocks.silences import (
     silence_usage,
     silences_list,
 )
+from alerts.managed import is_managed, managed_notice
 from handlers.slack.admin import is_admin, refusal
 from handlers.slack.services import SlackServices
 from storage import silences as store
@@ -72,6 +73,9 @@ async def list_message(services: SlackServices, notice: str | None = None) -> di
 async def expire(services: SlackServices, user: str, silence_id: int) -> str:
     """End a silence for `user` (already known to be an admin), audit it; the notice to show."""
     now = datetime.now(timezone.utc)
+    existing = await store.get_silence(services.pool, silence_id)
+    if existing is not None and is_managed(existing):
+        return managed_notice("Silence", f"#{silence_id}")
     ended = await store.expire_silence(services.pool, silence_id, by=user, now=now)
     if ended is None:
         existing = await store.get_silence(services.pool, silence_id)
