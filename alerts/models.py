@@ -83,6 +83,9 @@ class RoutingRuleFields(Strict):
     escalation_levels: int | str | None = Field(None, description="how many times to escalate, 1–10 (default 1)")
     runbook_url: str | None = Field(None, description="an http(s) link shown on the incident")
     auto_close_minutes: int | str | None = Field(None, description=f"resolve an incident quiet for this long: {MINUTES} (up to 30 days)")
+    storm_threshold: int | str | None = Field(
+        None, description="new incidents a minute this rule's channel takes one by one before the rest fold into a storm digest, 0–1000 (0: never fold; default PULSER_STORM_THRESHOLD)"
+    )
 
 
 class RoutingRuleCreate(RoutingRuleFields):
@@ -109,6 +112,7 @@ class RoutingRuleUpdate(BaseModel):
     escalation_levels: int | str | None = None
     runbook_url: str | None = None
     auto_close_minutes: int | str | None = None
+    storm_threshold: int | str | None = None
 
 
 class RuleMove(Strict):

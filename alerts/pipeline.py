@@ -38,6 +38,7 @@ from blocks.incidents import severity_lowered_reply
 from storage import envelopes, incidents, notifications, routing_rules, silences
 from storage.envelopes import Envelope
 from storage.notifications import NewNotification
+from storage.storms import StormPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,8 @@ class PipelineSettings:
     # A production incident with this many occurrences within spike_window gains one severity level.
     spike_count: int = 10
     spike_window: timedelta = timedelta(minutes=5)
+    # When a channel's new incidents fold into one storm digest (None: never).
+    storms: StormPolicy | None = StormPolicy()
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,10 @@ class AlertPipeline:
         )
         await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
         if suppressed_by is None:
-            await incidents.add_messages(conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+            await incidents.add_messages(
+                conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now, severity=severity,
+                storms=self.settings.storms,
+            )
         log.info(
             "incident.opened", incident_id=incident["id"], source=alert.source, service=alert.service,
             severity=severity, suppressed_by=suppressed_by, channels=[r.channel for r in routes],
@@ -237,7 +243,10 @@ class AlertPipeline:
         if was_posted and severity_rank(severity) < severity_rank(current["severity"]):
             return 0
         routes = await self._routes(conn, alert, severity, current["default_channel"] or default_channel)
-        return await incidents.add_messages(conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+        return await incidents.add_messages(
+            conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now, severity=severity,
+            storms=self.settings.storms,
+        )
 
     async def _note_severity_change(
         self, conn: asyncpg.Connection, before: dict, after: dict, alert: NormalizedAlert
@@ -376,7 +385,10 @@ class AlertPipeline:
                 if still is None:
                     alert = NormalizedAlert.from_json_dict(current["last_alert"])
                     routes = await self._routes(conn, alert, current["severity"], current["default_channel"])
-                    await incidents.add_messages(conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now)
+                    await incidents.add_messages(
+                        conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now,
+                        severity=current["severity"], storms=self.settings.storms,
+                    )
                     await notifications.announce(conn)
                     released += 1
                     log.info("incident.released", incident_id=current["id"], was=current["suppressed_by"])

@@ -33,6 +33,7 @@ URL_MAX = 2000
 
 # The fields a person edits, in the order forms and audit entries show them (storage's columns).
 FIELDS: tuple[str, ...] = routing_rules.EDITABLE
+STORM_THRESHOLD_RANGE = (0, 1000)
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -67,6 +68,7 @@ class RoutingRule:
     escalation_levels: int = 1
     runbook_url: str | None = None
     auto_close_minutes: int | None = None
+    storm_threshold: int | None = None
     created_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -108,6 +110,9 @@ class RuleSpec:
     escalation_levels: int = 1
     runbook_url: str | None = None
     auto_close_minutes: int | None = None
+    # New incidents a minute this rule's channel takes one by one before the rest fold into a
+    # storm digest (None: PULSER_STORM_THRESHOLD; 0: never fold).
+    storm_threshold: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         """Column → value for storage: arrays as lists, tags as a plain dict."""
@@ -135,6 +140,7 @@ class Route:
     escalate_to: str | None = None
     escalation_levels: int = 0
     auto_close_minutes: int | None = None
+    storm_threshold: int | None = None
 
     @classmethod
     def of_rule(cls, rule: RoutingRule) -> "Route":
@@ -149,6 +155,7 @@ class Route:
             escalate_to=rule.escalate_to if escalates else None,
             escalation_levels=rule.escalation_levels if escalates else 0,
             auto_close_minutes=rule.auto_close_minutes,
+            storm_threshold=rule.storm_threshold,
         )
 
 
@@ -266,6 +273,7 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
         )
     levels = _whole_number_field(data.get("escalation_levels"), "escalation_levels", ESCALATION_LEVELS_RANGE, errors)
     auto_close = _minutes_field(data.get("auto_close_minutes"), "auto_close_minutes", AUTO_CLOSE_RANGE, errors)
+    storm_threshold = _whole_number_field(data.get("storm_threshold"), "storm_threshold", STORM_THRESHOLD_RANGE, errors)
     runbook_url = _url_field(data.get("runbook_url"), errors)
 
     if errors:
@@ -286,6 +294,7 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
         escalation_levels=levels if levels is not None else 1,
         runbook_url=runbook_url,
         auto_close_minutes=auto_close,
+        storm_threshold=storm_threshold,
     )
 
 
@@ -499,6 +508,10 @@ def describe_actions(rule: RoutingRule | RuleSpec) -> str:
         parts.append(f"escalate to {person_reference(rule.escalate_to)} after {after}{times}")
     if rule.runbook_url:
         parts.append("runbook")
+    if rule.storm_threshold == 0:
+        parts.append("never folds into a storm digest")
+    elif rule.storm_threshold is not None:
+        parts.append(f"storm digest after {rule.storm_threshold} new incidents a minute")
     if rule.auto_close_minutes is not None:
         parts.append(f"auto-close after {format_duration(rule.auto_close_minutes * 60)} quiet")
     if rule.continue_matching:

@@ -35,9 +35,9 @@ sys.path.insert(0, str(REPO))
 
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
-from alerts.delivery import SlackDelivery  # noqa: E402
+from alerts.outbound.slack import SlackDelivery  # noqa: E402
 from alerts.incident_actions import IncidentActions  # noqa: E402
-from alerts.incident_notifier import IncidentNotifier  # noqa: E402
+from alerts.outbound.incidents import IncidentNotifier  # noqa: E402
 from alerts.normalized import NormalizedAlert  # noqa: E402
 from alerts.pipeline import AlertPipeline, PipelineSettings  # noqa: E402
 from bench.pipeline import fresh_database  # noqa: E402

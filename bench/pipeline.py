@@ -359,6 +359,10 @@ async def start_pulser(sb: SlackSandbox, dsn: str, http_port: int) -> subprocess
         SLACK_BOT_TOKEN=SlackSandbox.BOT_TOKEN, SLACK_APP_TOKEN=SlackSandbox.APP_TOKEN, SLACK_API_URL=sb.api_url,
         SLACK_CHANNEL=f"#{ALERT_CHANNEL}", DATABASE_URL=dsn, PULSER_HTTP_PORT=str(http_port),
         LOG_LEVEL="warning", LOG_FORMAT="json", PYTHONPATH=str(REPO),
+        # What is measured is Pulser's own speed, one message per alert: the sandbox enforces no
+        # limits here, so Pulser need not pace itself, and no burst may fold into a storm digest
+        # (bench/storm.py measures storms, with the limits on).
+        PULSER_SLACK_PACING="0", PULSER_STORM_THRESHOLD="0",
     )
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=REPO)
     await sb.wait_for_connection(timeout=120)

@@ -119,15 +119,38 @@ def _actions(view: AlertView) -> list[dict]:
     return actions
 
 
-def storm_message(names: list[str], *, shown: int = 20) -> dict:
-    """One message for many apps that went down together (a network blip, a shared dependency):
-    Slack accepts about one message per second per channel, and a person reads one summary."""
-    listed = ", ".join(escape(n) for n in sorted(names)[:shown])
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    title = f"🚨 {count_noun(len(names), 'app')} missed " + ("its heartbeat" if len(names) == 1 else "their heartbeats")
-    body = f"{listed}{more}.\nEach recovery is posted in this thread. `/pulser apps` shows them all."
-    blocks = [
-        {"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
-        {"type": "section", "block_id": "apps", "text": {"type": "mrkdwn", "text": body}},
+def _name_sections(names: list[str], block_prefix: str) -> list[dict]:
+    """Every name, comma-separated, in as many sections as Slack's 3,000-character limit needs."""
+    blocks, chunk = [], ""
+    for name in names:
+        piece = escape(name)
+        if chunk and len(chunk) + len(piece) + 2 > 2900:
+            blocks.append(chunk)
+            chunk = ""
+        chunk = f"{chunk}, {piece}" if chunk else piece
+    if chunk:
+        blocks.append(chunk)
+    return [
+        {"type": "section", "block_id": f"{block_prefix}{i}", "text": {"type": "mrkdwn", "text": text}}
+        for i, text in enumerate(blocks)
     ]
-    return {"text": title, "attachments": [{"color": RED, "blocks": blocks}]}
+
+
+def storm_message(names: list[str], *, recovered: list[str] | tuple[str, ...] = ()) -> dict:
+    """One message for many apps that went down together or one after another (a network blip, a
+    shared dependency): Slack accepts about one message per second per channel, and a person reads
+    one summary. It names every app, and is updated in place as more go down and as they recover."""
+    down = sorted(set(names) - set(recovered))
+    back = sorted(set(recovered) & set(names))
+    total = len(set(names))
+    title = f"🚨 {count_noun(total, 'app')} missed " + ("its heartbeat" if total == 1 else "their heartbeats")
+    blocks: list[dict] = [{"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}}]
+    if down:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Still down ({len(down):,}):*"}]})
+        blocks += _name_sections(down, "down")
+    if back:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f":white_check_mark: *Recovered ({len(back):,}):*"}]})
+        blocks += _name_sections(back, "back")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Updated in place as apps go down and recover. `/pulser apps` shows them all."}]})
+    color = GREEN if not down else RED
+    return {"text": title, "attachments": [{"color": color, "blocks": blocks[:50]}]}

@@ -40,6 +40,7 @@ TEXT_FIELDS = (
     "escalation_levels",
     "runbook_url",
     "auto_close_minutes",
+    "storm_threshold",
 )
 SELECT_FIELDS = ("min_severity", "mention_min_severity")
 CHECKBOX_FIELDS = ("continue_matching",)
@@ -250,6 +251,9 @@ def rule_modal(
                     placeholder="https://wiki.example.com/runbooks/api"),
         _text_input("auto_close_minutes", "Auto-close after (minutes)", initial=current("auto_close_minutes"),
                     placeholder="240", hint="Resolve when quiet this long: 60, 4h, 1d; up to 30 days. Empty: never."),
+        _text_input("storm_threshold", "Storm digest after (new incidents a minute)", initial=current("storm_threshold"),
+                    placeholder="4", hint="More new incidents a minute than this fold into one digest message. "
+                    "0: never fold. Empty: Pulser's default."),
     ]
     return {
         "type": "modal",

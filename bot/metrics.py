@@ -20,10 +20,10 @@ from prometheus_client.platform_collector import PlatformCollector
 
 # Background work whose last success and last failure are exposed as timestamps (the `task` label).
 TASKS = ("heroku_poll", "slack_delivery", "webhook")
-# Slack delivery outcomes (alerts.delivery) that count as errors; a 429 is a delay, not an error.
+# Slack delivery outcomes (alerts.outbound.slack) that count as errors; a 429 is a delay, not an error.
 SLACK_ERROR_OUTCOMES = frozenset({"failed", "retrying"})
-SLACK_CALL_OUTCOMES = ("ok", "rate_limited", "retrying", "failed")
-# The Web API methods the alert pipeline calls (alerts.delivery's callers).
+SLACK_CALL_OUTCOMES = ("ok", "paced", "rate_limited", "retrying", "failed")
+# The Web API methods the alert pipeline calls (alerts.outbound.slack's callers).
 SLACK_DELIVERY_METHODS = ("chat.postMessage", "chat.update")
 # The `type` values of pulser_errors_total.
 ERROR_TYPES = ("slack_api", "envelope", "slack_listener")
@@ -109,6 +109,13 @@ class Metrics:
             "pulser_slack_api_calls_total",
             "Slack Web API calls of the alert pipeline by method and outcome (ok, rate_limited, retrying, failed).",
             ["method", "outcome"],
+            registry=r,
+        )
+        self.slack_rate_limited = Counter(
+            "pulser_slack_rate_limited_total",
+            "Slack Web API calls Slack refused with 429, by method: 0 in normal operation, since every"
+            " call first spends from Pulser's Slack budgets.",
+            ["method"],
             registry=r,
         )
         self.alert_to_slack = Histogram(
@@ -228,6 +235,10 @@ class Metrics:
         self.slack_calls.labels(method, outcome).inc()
         if outcome in SLACK_ERROR_OUTCOMES:
             self.errors.labels("slack_api").inc()
+
+    def slack_refused(self, method: str) -> None:
+        """Slack answered 429 (the method label is bounded: the URL's last segment of a Slack call)."""
+        self.slack_rate_limited.labels(method[:40]).inc()
 
     def envelope_outcome(self, source: str, outcome: str) -> None:
         """A ledger row processed or failed; a webhook-type source also moves the `webhook` task's timestamps."""

@@ -36,13 +36,15 @@ from handlers.http.health import PartReports, overall_status
 from handlers.slack.services import SlackServices
 from alerts.channels import ChannelResolver
 from alerts.config_sync import ConfigSync
-from alerts.delivery import CHANNEL_ERRORS, SlackDelivery
+from alerts.outbound.budget import SlackBudget
+from alerts.outbound.paced_session import paced_session
+from alerts.outbound.slack import CHANNEL_ERRORS, SlackDelivery
 from alerts.incident_actions import IncidentActions
-from alerts.incident_notifier import IncidentNotifier
 from alerts.integrations import Integrations
-from alerts.notifier import HeartbeatNotifier
+from alerts.outbound.incidents import IncidentNotifier
+from alerts.outbound.heartbeats import HeartbeatNotifier
 from alerts.deploys import Deploys
-from alerts.event_notifier import EventNotifier
+from alerts.outbound.events import EventNotifier
 from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
 from alerts.home import HomeRefresher, dashboard_view
 from alerts.platform_events import PlatformEvents
@@ -55,7 +57,7 @@ from jobs.heroku_poller import TICK_SECONDS as HEROKU_TICK_SECONDS, HerokuPoller
 from jobs.incident_sweep import INTERVAL_SECONDS as SWEEP_SECONDS, IncidentSweep
 from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
-from storage import applications, database, deliveries, envelopes, incidents, notifications, platform_events
+from storage import applications, database, deliveries, envelopes, incidents, notifications, platform_events, workers
 from storage import deploys as deploy_store
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
@@ -120,6 +122,7 @@ class Runtime:
         self.deploys: Deploys | None = None
         self.event_notifier: EventNotifier | None = None
         self._delivery_session: aiohttp.ClientSession | None = None
+        self._beat_task: asyncio.Task | None = None
         self.home_refresher: HomeRefresher | None = None
         self.channels = ChannelResolver()  # without Slack (a sandbox-less sidecar): names are kept
         self.job_runs: dict[str, dict] = {}
@@ -156,6 +159,10 @@ class Runtime:
         self._listen = lambda: database.connect_listener(dsn)
         await apply_migrations(self.pool)
         await self._resolve_default_channel()
+        # Alive from here on: work this process claims is taken over by another within seconds of
+        # its death (storage.workers), so it says so before it claims anything.
+        await workers.beat(self.pool, self.worker_name)
+        self._beat_task = asyncio.create_task(self._beat(), name="worker-beat")
 
         self.ledger_worker = LedgerWorker(
             self.pool,
@@ -272,6 +279,7 @@ class Runtime:
                 render_debounce=timedelta(seconds=s.alert_update_debounce_seconds),
                 spike_count=s.alert_spike_count,
                 spike_window=timedelta(minutes=s.alert_spike_window_minutes),
+                storms=s.storm_policy,
             ),
             on_change=self._incidents_changed,
             on_outcome=lambda outcome: self.metrics.incident_events.labels(outcome).inc(),
@@ -411,7 +419,17 @@ class Runtime:
             heartbeat_history=self.settings.heartbeat_history,
             channels=self.channels,
         )
-        self.app = build_app(slack.bot_token, slack.api_url, self.services, metrics=self.metrics)
+        # One paced session for every Slack Web API call of this process (see alerts.outbound.budget).
+        # Budgets are off only when told so, or against a sandbox told to enforce no limits
+        # (throughput benchmarks).
+        pacing = self.settings.slack_pacing
+        if pacing is None:
+            pacing = self.sandbox is None or self.settings.sandbox_rate_limits
+        self.slack_budget = SlackBudget(pool, enabled=pacing)
+        self._delivery_session = paced_session(self.slack_budget, on_refused=self.metrics.slack_refused)
+        self.app = build_app(
+            slack.bot_token, slack.api_url, self.services, metrics=self.metrics, session=self._delivery_session
+        )
         self.socket = LedgerSocketModeHandler(
             self.app,
             slack.app_token,
@@ -426,6 +444,9 @@ class Runtime:
             self.app.client,
             listen=self._listen,
             on_outcome=lambda kind, outcome: self.metrics.notifications.labels(kind, outcome).inc(),
+            storm_threshold=self.settings.storm_threshold,
+            storm_quiet=self.settings.storm_quiet_seconds,
+            worker=self.worker_name,
         )
         self.services.notifier = self.notifier
         self.services.incident_actions = self.incident_actions
@@ -440,7 +461,6 @@ class Runtime:
         self.services.home = self.home_refresher
         self.home_refresher.start()
         self.notifier.start()
-        self._delivery_session = aiohttp.ClientSession()
         self.delivery = SlackDelivery(
             pool,
             build_delivery_client(slack.bot_token, slack.api_url, self._delivery_session),
@@ -454,13 +474,15 @@ class Runtime:
             debounce=timedelta(seconds=self.settings.alert_update_debounce_seconds),
             listen=self._listen,
             on_posted=self._incident_posted,
+            storm_policy=self.settings.storm_policy,
+            worker=self.worker_name,
         )
         self.incident_notifier.start()
         self.event_notifier = EventNotifier(
             pool, self.delivery, default_channel=self.settings.slack_channel, listen=self._listen
         )
         self.event_notifier.start()
-        self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics)
+        self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics, backoff=self.socket.backoff)
         self.supervisor.start()
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
         self._connect_task = asyncio.create_task(self.socket.connect_async(), name="socket-connect")
@@ -750,6 +772,11 @@ class Runtime:
         if self._delivery_session is not None:
             await _bounded("delivery_session", self._delivery_session.close())
             self._delivery_session = None
+        if self._beat_task is not None:
+            self._beat_task.cancel()
+            self._beat_task = None
+            if self.pool is not None:  # claims are released or finished: nothing left to take over
+                await _bounded("worker_forget", self._forget_worker())
         if self.supervisor is not None:
             await _bounded("supervisor", self.supervisor.stop())
         if self._connect_task is not None and not self._connect_task.done():
@@ -781,6 +808,21 @@ class Runtime:
             await self.embedded.stop()
             self.embedded = None
         log.info("pulser.stopped", mode=self.mode)
+
+    async def _beat(self) -> None:
+        """Say this process is alive every few seconds; a database outage only delays it."""
+        while True:
+            await asyncio.sleep(workers.BEAT_EVERY.total_seconds())
+            try:
+                await workers.beat(self.pool, self.worker_name)
+            except DATABASE_ERRORS as exc:
+                log.warning("worker.beat_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _forget_worker(self) -> None:
+        try:
+            await workers.forget(self.pool, self.worker_name)
+        except DATABASE_ERRORS as exc:
+            log.warning("worker.forget_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _drain_ledger_worker(self) -> None:
         unfinished = await self.ledger_worker.drain(self.drain_timeout)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
+
+from storage.storms import StormPolicy
 
 T = TypeVar("T")
 
@@ -128,6 +131,14 @@ class Settings:
     alert_spike_count: int = 10  # this many prod occurrences within the spike window bump severity
     alert_spike_window_minutes: int = 5
     alert_update_debounce_seconds: int = 2  # repeats update a Slack message at most this often
+    # Storms: this many new incidents a minute in one channel are posted one by one, further ones
+    # fold into a digest until none has arrived for storm_quiet_seconds (0: never fold).
+    storm_threshold: int = 4
+    # Pace every Slack call by Pulser's budgets (alerts.outbound.budget). None: on, except against
+    # an embedded sandbox told to enforce no limits. Off only to measure Pulser's own throughput.
+    slack_pacing: bool | None = None
+    storm_quiet_seconds: int = 120
+    storm_own_criticals: int = 3
     webhook_silence_hours: int = 24  # a source quiet for longer shows as "silent" in /health
     github_token: str | None = field(default=None, repr=False)  # deploys: workflow_dispatch
     github_api_url: str = "https://api.github.com"
@@ -154,6 +165,14 @@ class Settings:
     def sandbox_on_real_database(self) -> bool:
         """The sandbox chosen next to a real DATABASE_URL: fine for a look, never a healthy deployment."""
         return self.use_sandbox and self.database_url is not None
+
+    @property
+    def storm_policy(self) -> StormPolicy:
+        return StormPolicy(
+            threshold=self.storm_threshold,
+            quiet=timedelta(seconds=self.storm_quiet_seconds),
+            own_criticals=self.storm_own_criticals,
+        )
 
     def slack_start_problem(self) -> str | None:
         """Why a process that runs the bot cannot start (one line naming what to set), or None."""
@@ -262,6 +281,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         alert_spike_count=env.get("ALERT_SPIKE_COUNT", 10, _int_between("ALERT_SPIKE_COUNT", 2, 100000, "occurrences")),
         alert_spike_window_minutes=env.get(
             "ALERT_SPIKE_WINDOW_MINUTES", 5, _int_between("ALERT_SPIKE_WINDOW_MINUTES", 1, 1440, "minutes")
+        ),
+        slack_pacing=env.get("PULSER_SLACK_PACING", None, _flag("PULSER_SLACK_PACING")),
+        storm_threshold=env.get("PULSER_STORM_THRESHOLD", 4, _int_between("PULSER_STORM_THRESHOLD", 0, 1000, "incidents a minute")),
+        storm_quiet_seconds=env.get(
+            "PULSER_STORM_QUIET_SECONDS", 120, _int_between("PULSER_STORM_QUIET_SECONDS", 10, 86400, "seconds")
+        ),
+        storm_own_criticals=env.get(
+            "PULSER_STORM_OWN_CRITICALS", 3, _int_between("PULSER_STORM_OWN_CRITICALS", 0, 100, "critical incidents")
         ),
         alert_update_debounce_seconds=env.get(
             "ALERT_UPDATE_DEBOUNCE_SECONDS", 2, _int_between("ALERT_UPDATE_DEBOUNCE_SECONDS", 0, 300, "seconds")

@@ -20,13 +20,15 @@ from handlers.slack.registry import register_all
 from handlers.slack.services import SlackServices
 
 
-def build_web_client(token: str, base_url: str) -> AsyncWebClient:
+def build_web_client(token: str, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """A client that survives a dropped connection, a 429 (waits Retry-After) and a 5xx.
-    Bolt copies base_url and these handlers into every per-request client."""
+    Bolt copies base_url, the session and these handlers into every per-request client, so the
+    session's pacing (alerts.outbound.paced_session) covers every listener's calls too."""
     return AsyncWebClient(
         token=token,
         base_url=base_url,
         timeout=10,
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
@@ -37,7 +39,7 @@ def build_web_client(token: str, base_url: str) -> AsyncWebClient:
 
 def build_delivery_client(token: str, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """The alert pipeline's client: it retries only a dropped connection. A 429 or a 5xx comes
-    straight back, so alerts.delivery can hold just that channel and reschedule from the database
+    straight back, so alerts.outbound.slack can hold just that channel and reschedule from the database
     instead of sleeping inside the call while other channels wait. With `session`, connections
     are kept alive between calls (without one, slack_sdk opens and closes a session per call: a
     TCP and TLS handshake per message)."""
@@ -58,12 +60,19 @@ class _QuietTokenWarning(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def build_app(bot_token: str, api_url: str, services: SlackServices, *, metrics: Metrics | None = None) -> AsyncApp:
+def build_app(
+    bot_token: str,
+    api_url: str,
+    services: SlackServices,
+    *,
+    metrics: Metrics | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncApp:
     bolt_logger = logging.getLogger("slack_bolt")
     if not any(isinstance(f, _QuietTokenWarning) for f in bolt_logger.filters):
         bolt_logger.addFilter(_QuietTokenWarning())
     app = AsyncApp(
-        client=build_web_client(bot_token, api_url),
+        client=build_web_client(bot_token, api_url, session),
         # Socket Mode has no request signature to check; there is no HTTP request URL.
         request_verification_enabled=False,
         logger=bolt_logger,

@@ -19,6 +19,7 @@ kicks a reconnect itself when the SDK is not trying at all.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -148,6 +149,48 @@ def attach_outcome_hooks(app: AsyncApp, tracker: OutcomeTracker) -> None:
     runner.listener_completion_handler = _CompletionHook(tracker)
 
 
+class ReconnectBackoff:
+    """Every request for a Socket Mode URL (`apps.connections.open`) waits its turn here.
+
+    Three parties may want a new connection at once: the SDK's connect loop, the SDK's session
+    monitor and our supervisor. Letting each retry on its own timer made ~70 calls a minute while
+    Slack was unreachable. Here they share one gate: the first try after a drop goes at once (a
+    single drop reconnects in about a second), then each further try waits twice as long as the
+    last, up to `cap`, with jitter so that many Pulsers do not retry in step. A connection that
+    holds (`connected`) resets it.
+    """
+
+    def __init__(self, *, first: float = 1.0, cap: float = 30.0, rng: random.Random | None = None, clock=time.monotonic):
+        self.first = first
+        self.cap = cap
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.failures = 0  # tries since the last connection that held
+        self._next_at = 0.0
+        self.attempts = 0
+
+    def delay(self) -> float:
+        """How long the next try waits after the previous one: 0, then ~1, 2, 4 … `cap` seconds."""
+        if self.failures == 0:
+            return 0.0
+        ceiling = min(self.cap, self.first * 2 ** (self.failures - 1))
+        return ceiling * self._rng.uniform(0.5, 1.0)
+
+    async def turn(self) -> None:
+        async with self._lock:
+            wait = self._next_at - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.attempts += 1
+            self.failures += 1
+            self._next_at = self._clock() + self.delay()
+
+    def connected(self) -> None:
+        self.failures = 0
+        self._next_at = 0.0
+
+
 class LedgerSocketModeHandler(AsyncSocketModeHandler):
     """Bolt's Socket Mode handler with the envelope ledger in front. Build it inside a running loop."""
 
@@ -179,6 +222,15 @@ class LedgerSocketModeHandler(AsyncSocketModeHandler):
         # type, payload or envelope_id, so nothing would ack (or record) it.
         self.client.socket_mode_request_listeners.remove(self.handle)
         self.client.message_listeners.append(self.on_frame)
+        # Whoever asks for a new Socket Mode URL waits for the shared backoff first.
+        self.backoff = ReconnectBackoff()
+        issue_url = self.client.issue_new_wss_url
+
+        async def issue_url_in_turn(*args, **kwargs):
+            await self.backoff.turn()
+            return await issue_url(*args, **kwargs)
+
+        self.client.issue_new_wss_url = issue_url_in_turn  # type: ignore[method-assign]
 
     async def on_frame(self, client: AsyncBaseSocketModeClient, message: dict, raw_message: str) -> None:
         """Every text frame the SDK could read. It parses only frames starting with `{` (else
@@ -387,8 +439,14 @@ class ConnectionSupervisor:
         fresh_url_after: float = 1.0,
         kick_after: float = 2.5,
         on_change: Callable[[bool], None] | None = None,
+        backoff: ReconnectBackoff | None = None,
+        holds_after: float = 5.0,
     ):
         self.client = client
+        # A connection that has stayed up this long resets the reconnect backoff.
+        self.backoff = backoff
+        self.holds_after = holds_after
+        self.up_since: float | None = None
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.fresh_url_after = fresh_url_after
@@ -426,10 +484,14 @@ class ConnectionSupervisor:
                 log.info("socket.connected", reconnect=self.ever_connected, down_seconds=round(down_for, 3))
                 self.ever_connected = True
                 self.down_since = None
+                self.up_since = now
             else:
                 self.down_since = now
+                self.up_since = None
                 log.warning("socket.disconnected")
             self.on_change(connected)
+        if connected and self.backoff is not None and self.up_since is not None and now - self.up_since >= self.holds_after:
+            self.backoff.connected()
         if not connected and not self.client.closed:
             down_for = now - (self.down_since or now)
             if down_for >= self.fresh_url_after:
@@ -451,6 +513,8 @@ class ConnectionSupervisor:
     async def _reconnect(self) -> None:
         log.info("socket.reconnect_forced")
         try:
-            await asyncio.wait_for(self.client.connect_to_new_endpoint(force=True), timeout=10)
+            # Long enough to wait out the reconnect backoff's longest turn, then connect.
+            cap = self.backoff.cap if self.backoff is not None else 0.0
+            await asyncio.wait_for(self.client.connect_to_new_endpoint(force=True), timeout=cap + 15)
         except Exception as exc:
             log.warning("socket.reconnect_failed", error=f"{type(exc).__name__}: {exc}")

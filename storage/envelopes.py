@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from storage.workers import claimer_dead
+
 STATUSES = ("received", "processed", "failed")
 
 
@@ -170,8 +172,9 @@ async def claim_due(
     max_attempts: int,
     lease: timedelta = timedelta(minutes=5),
 ) -> list[Envelope]:
-    """Claim rows the worker should (re)process: failed rows whose backoff has passed and
-    received rows whose lease ran out (their process died). Only `sources` this process can
+    """Claim rows the worker should (re)process: failed rows whose backoff has passed, and
+    received rows whose lease ran out or whose process has died (`storage.workers`: seconds
+    after a kill -9, not when the lease ends). Only `sources` this process can
     handle are claimed. SKIP LOCKED keeps two workers apart."""
     rows = await pool.fetch(
         f"""
@@ -180,7 +183,8 @@ async def claim_due(
                next_attempt_at = now() + $4::interval, updated_at = now()
          WHERE id IN (
                SELECT id FROM envelopes
-                WHERE next_attempt_at <= now() AND status <> 'processed' AND attempts < $3
+                WHERE (next_attempt_at <= now() OR (status = 'received' AND {claimer_dead("claimed_by")}))
+                  AND status <> 'processed' AND attempts < $3
                   AND source = ANY($5::text[])
                 ORDER BY next_attempt_at
                 LIMIT $2

@@ -15,7 +15,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import asyncpg
 
+from storage.storms import NO_STORM, StormPolicy, fold_decision, touch_for_incident
+from storage.workers import claimer_dead
+
 Conn = asyncpg.Pool | asyncpg.Connection
+
+# A digest re-renders no sooner than this after its last render when one of its incidents changes.
+DIGEST_DEBOUNCE = timedelta(seconds=2)
 
 # Columns the pipeline and the buttons may change through `update_incident`.
 UPDATABLE = frozenset(
@@ -31,7 +37,8 @@ UPDATABLE = frozenset(
 _MESSAGE_COLUMNS = (
     "id, incident_id, rule_id, channel, mention, mention_min_severity, runbook_url, escalate_after_minutes, "
     "escalate_to, escalation_levels, escalation_level, next_escalation_at, slack_channel, slack_ts, "
-    "render_due_at, rendered_version, last_rendered_at, attempts, last_error, failed, created_at, escalation_of"
+    "render_due_at, rendered_version, last_rendered_at, attempts, last_error, failed, created_at, escalation_of, "
+    "digest_id, folded"
 )
 
 
@@ -175,16 +182,36 @@ async def firing_suppressed(conn: Conn, *, limit: int = 100) -> list[dict]:
 
 
 async def add_messages(
-    conn: asyncpg.Connection, incident_id: int, routes: Sequence[Mapping[str, Any]], *, due_at: datetime
+    conn: asyncpg.Connection,
+    incident_id: int,
+    routes: Sequence[Mapping[str, Any]],
+    *,
+    due_at: datetime,
+    severity: str | None = None,
+    storms: StormPolicy | None = None,
 ) -> int:
-    """One message per route (channel); routes the incident already has are skipped."""
+    """One message per route (channel); routes the incident already has are skipped. With
+    `storms`, a channel in a storm folds the message into its digest instead of posting it."""
     added = 0
     for route in routes:
+        exists = await conn.fetchval(
+            "SELECT 1 FROM incident_messages WHERE incident_id = $1 AND channel = $2 AND escalation_of IS NULL",
+            incident_id,
+            route["channel"],
+        )
+        if exists:
+            continue
+        fold = NO_STORM
+        if storms is not None and severity is not None:
+            fold = await fold_decision(
+                conn, route["channel"], severity, now=due_at, policy=storms, threshold=route.get("storm_threshold")
+            )
         result = await conn.execute(
             """
             INSERT INTO incident_messages (incident_id, rule_id, channel, mention, mention_min_severity, runbook_url,
-                                           escalate_after_minutes, escalate_to, escalation_levels, render_due_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                           escalate_after_minutes, escalate_to, escalation_levels, render_due_at,
+                                           digest_id, folded, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
             ON CONFLICT (incident_id, channel) WHERE escalation_of IS NULL DO NOTHING
             """,
             incident_id,
@@ -196,6 +223,9 @@ async def add_messages(
             route["escalate_after_minutes"],
             route["escalate_to"],
             route["escalation_levels"],
+            None if fold.folded else due_at,
+            fold.digest_id,
+            fold.folded,
             due_at,
         )
         added += int(result.split()[-1])
@@ -254,12 +284,13 @@ async def schedule_render(conn: Conn, incident_id: int, *, now: datetime, deboun
         """
         UPDATE incident_messages
            SET render_due_at = coalesce(render_due_at, GREATEST($2, last_rendered_at + $3::interval, $2))
-         WHERE incident_id = $1 AND NOT failed
+         WHERE incident_id = $1 AND NOT failed AND NOT folded
         """,
         incident_id,
         now,
         debounce,
     )
+    await touch_for_incident(conn, incident_id, now=now, debounce=max(debounce, DIGEST_DEBOUNCE))
 
 
 async def render_now(conn: Conn, incident_id: int, *, now: datetime) -> None:
@@ -269,30 +300,38 @@ async def render_now(conn: Conn, incident_id: int, *, now: datetime) -> None:
         """
         UPDATE incident_messages
            SET render_due_at = CASE WHEN slack_ts IS NULL THEN coalesce(render_due_at, $2) ELSE $2 END
-         WHERE incident_id = $1 AND NOT failed
+         WHERE incident_id = $1 AND NOT failed AND NOT folded
         """,
         incident_id,
         now,
     )
+    await touch_for_incident(conn, incident_id, now=now, debounce=DIGEST_DEBOUNCE)
 
 
-async def claim_due_messages(pool: asyncpg.Pool, *, now: datetime, limit: int, lease: timedelta) -> list[dict]:
-    """Claim messages to post or update; the lease returns them if this process dies mid-send."""
+async def claim_due_messages(
+    pool: asyncpg.Pool, *, now: datetime, limit: int, lease: timedelta, worker: str | None = None
+) -> list[dict]:
+    """Claim messages to post or update, the most severe incident first, then the longest due (a
+    critical never waits behind mediums for Slack's budget); the lease returns them if this
+    process dies mid-send."""
     rows = await pool.fetch(
         f"""
         UPDATE incident_messages
-           SET render_due_at = $1::timestamptz + $3::interval, attempts = attempts + 1
+           SET render_due_at = $1::timestamptz + $3::interval, attempts = attempts + 1, claimed_by = $4
          WHERE id IN (
-               SELECT id FROM incident_messages
-                WHERE render_due_at <= $1 AND NOT failed
-                ORDER BY render_due_at, id
+               SELECT m.id FROM incident_messages m JOIN incidents i ON i.id = m.incident_id
+                WHERE (m.render_due_at <= $1 OR (m.render_due_at IS NOT NULL AND {claimer_dead("m.claimed_by")}))
+                  AND NOT m.failed
+                ORDER BY array_position(ARRAY['critical', 'high', 'medium', 'low', 'info'], i.severity),
+                         m.render_due_at, m.id
                 LIMIT $2
-                  FOR UPDATE SKIP LOCKED)
+                  FOR UPDATE OF m SKIP LOCKED)
         RETURNING {_MESSAGE_COLUMNS}
         """,
         now,
         limit,
         lease,
+        worker,
     )
     return [dict(r) for r in rows]
 
@@ -329,6 +368,7 @@ async def message_rendered(
         UPDATE incident_messages m
            SET slack_channel = coalesce(m.slack_channel, $3),
                slack_ts = coalesce(m.slack_ts, $4),
+               claimed_by = NULL,
                rendered_version = GREATEST(m.rendered_version, $2),
                last_rendered_at = $5,
                attempts = 0,
@@ -360,7 +400,7 @@ async def message_retry(pool: asyncpg.Pool, message_id: int, *, error: str, retr
     await pool.execute(
         """
         UPDATE incident_messages
-           SET render_due_at = $3, last_error = left($2, 2000),
+           SET render_due_at = $3, last_error = left($2, 2000), claimed_by = NULL,
                attempts = CASE WHEN $4 THEN attempts ELSE GREATEST(attempts - 1, 0) END
          WHERE id = $1
         """,
@@ -393,7 +433,7 @@ async def release_held_messages(conn: Conn, channel: str, errors: Sequence[str],
     result = await conn.execute(
         """
         UPDATE incident_messages SET render_due_at = $2
-         WHERE channel = $1 AND slack_ts IS NULL AND NOT failed
+         WHERE channel = $1 AND slack_ts IS NULL AND NOT failed AND NOT folded
            AND render_due_at > $2::timestamptz + $4::interval AND last_error = ANY($3::text[])
         """,
         channel,

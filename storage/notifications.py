@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import asyncpg
 
+from storage.workers import claimer_dead
+
 ALERT_KINDS = ("heartbeat_down", "heartbeat_fail")
 HEARTBEAT_KINDS = (*ALERT_KINDS, "heartbeat_recovered")
 # Delivered by the incident notifier: a thread reply to an incident message, or a fresh post.
@@ -57,16 +59,23 @@ async def announce(conn: asyncpg.Connection | asyncpg.Pool) -> None:
 
 
 async def claim_due(
-    pool: asyncpg.Pool, *, kinds: Sequence[str], limit: int = 100, lease: timedelta = timedelta(seconds=60)
+    pool: asyncpg.Pool,
+    *,
+    kinds: Sequence[str],
+    limit: int = 100,
+    lease: timedelta = timedelta(seconds=60),
+    worker: str | None = None,
 ) -> list[dict]:
-    """Claim due rows of the given kinds: each notifier delivers only what it knows how to render."""
+    """Claim due rows of the given kinds: each notifier delivers only what it knows how to render.
+    A row claimed by a process that has died is due at once, whatever its lease says."""
     rows = await pool.fetch(
         f"""
         UPDATE notifications
-           SET attempts = attempts + 1, next_attempt_at = now() + $2::interval
+           SET attempts = attempts + 1, next_attempt_at = now() + $2::interval, claimed_by = $4
          WHERE id IN (
                SELECT id FROM notifications
-                WHERE status = 'pending' AND next_attempt_at <= now() AND kind = ANY($3::text[])
+                WHERE status = 'pending' AND (next_attempt_at <= now() OR {claimer_dead("claimed_by")})
+                  AND kind = ANY($3::text[])
                 ORDER BY id
                 LIMIT $1
                   FOR UPDATE SKIP LOCKED)
@@ -75,6 +84,7 @@ async def claim_due(
         limit,
         lease,
         list(kinds),
+        worker,
     )
     return sorted((dict(r) for r in rows), key=lambda r: r["id"])
 
@@ -122,12 +132,16 @@ async def mark_retry(
     status = await pool.fetchval(
         """
         UPDATE notifications
-           SET last_error = left($2, 2000),
+           SET last_error = left($2, 2000), claimed_by = NULL,
                attempts = CASE WHEN $6 THEN attempts ELSE GREATEST(attempts - 1, 0) END,
                status = CASE WHEN $6 AND attempts >= $3 THEN 'failed' ELSE 'pending' END,
-               next_attempt_at = now() + GREATEST(
-                   coalesce($5::interval, interval '0'),
-                   LEAST(interval '10 minutes', $4::interval * power(2, GREATEST(attempts - 1, 0))))
+               next_attempt_at = now() + CASE
+                   WHEN $6 THEN GREATEST(
+                       coalesce($5::interval, interval '0'),
+                       LEAST(interval '10 minutes', $4::interval * power(2, GREATEST(attempts - 1, 0))))
+                   -- not this row's fault (a rate limit, a refused token, a summary updated a moment
+                   -- ago): wait exactly as long as asked, no backoff on top
+                   ELSE coalesce($5::interval, $4::interval) END
          WHERE id = $1
         RETURNING status
         """,
@@ -216,3 +230,52 @@ async def mark_many_sent(pool: asyncpg.Pool, notification_ids: list[int], *, cha
         ts,
         patch,
     )
+
+
+# --- heartbeat storms: one summary per channel, found in the outbox rather than kept in memory ------
+
+
+async def heartbeat_alerts_sent_since(pool: asyncpg.Pool, channel: str, *, since: datetime) -> int:
+    """Heartbeat alerts posted for apps of `channel` since `since` (one by one or in a summary)."""
+    return await pool.fetchval(
+        """
+        SELECT count(*) FROM notifications n JOIN applications a ON a.id = n.app_id
+         WHERE a.channel = $1 AND n.kind = ANY($3::text[]) AND n.status = 'sent' AND n.sent_at > $2
+        """,
+        channel,
+        since,
+        list(ALERT_KINDS),
+    )
+
+
+async def ongoing_heartbeat_storm(pool: asyncpg.Pool, channel: str, *, since: datetime) -> dict | None:
+    """The summary message of `channel`'s heartbeat storm, if anything touched it since `since`:
+    its Slack address and when it was last changed (the newest row that went out with it)."""
+    row = await pool.fetchrow(
+        """
+        SELECT n.slack_channel, n.slack_ts, max(n.sent_at) AS touched_at
+          FROM notifications n JOIN applications a ON a.id = n.app_id
+         WHERE a.channel = $1 AND n.status = 'sent' AND n.payload->>'storm' = 'true' AND n.slack_ts IS NOT NULL
+         GROUP BY 1, 2
+        HAVING max(n.sent_at) > $2
+         ORDER BY 3 DESC
+         LIMIT 1
+        """,
+        channel,
+        since,
+    )
+    return dict(row) if row else None
+
+
+async def heartbeat_storm_apps(pool: asyncpg.Pool, channel: str, ts: str) -> tuple[list[str], list[str]]:
+    """The apps a storm summary stands for, and those of them that are up again."""
+    rows = await pool.fetch(
+        """
+        SELECT DISTINCT a.name, a.state FROM notifications n JOIN applications a ON a.id = n.app_id
+         WHERE n.slack_channel = $1 AND n.slack_ts = $2 AND n.kind = ANY($3::text[])
+        """,
+        channel,
+        ts,
+        list(ALERT_KINDS),
+    )
+    return [r["name"] for r in rows], [r["name"] for r in rows if r["state"] == "up"]

@@ -33,7 +33,7 @@ def alert(
 
 
 def pipeline(pool: asyncpg.Pool) -> AlertPipeline:
-    return AlertPipeline(pool, PipelineSettings(default_channel=ALERTS))
+    return AlertPipeline(pool, PipelineSettings(default_channel=ALERTS, storms=None))
 
 
 async def open_incident(pool: asyncpg.Pool, a: NormalizedAlert, *, at: datetime | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from alerts.delivery import CHANNEL_ERRORS
+from alerts.outbound.slack import CHANNEL_ERRORS
 from alerts.normalized import NormalizedAlert
 from alerts.pipeline import AlertPipeline, PipelineSettings
 from storage import incidents

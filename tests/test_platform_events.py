@@ -11,8 +11,8 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import ValidationError
-from alerts.delivery import SlackDelivery
-from alerts.event_notifier import EventNotifier
+from alerts.outbound.slack import SlackDelivery
+from alerts.outbound.events import EventNotifier
 from alerts.platform_events import PlatformEvents, event_view, github_event, record_action, validate_event
 from blocks.events import ACK, INVESTIGATE, event_message, routes_message
 from storage import audit, envelopes

@@ -15,7 +15,7 @@ import pytest
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alerts.delivery import SlackDelivery, Throttled
+from alerts.outbound.slack import SlackDelivery, Throttled
 from alerts.routing import validate_rule
 from storage import incidents, routing_rules
 from tests import webhook_senders as send
@@ -35,6 +35,7 @@ def settings(database_url, sandbox):
         SLACK_APP_TOKEN="xapp-test-app",
         SLACK_API_URL=sandbox.api_url,
         ALERT_UPDATE_DEBOUNCE_SECONDS="0",
+        PULSER_STORM_THRESHOLD="0",  # six incidents at once are a storm; here each must be its own message
         **send.SECRETS_ENV,
     )
 

@@ -7,13 +7,17 @@ later capability plugs in, and it gives a test an effect to count.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from datetime import timedelta
 
 import httpx
 
-from bot.socket_mode import DB_DOWN_TEXT
+import pytest
+
+from bot.socket_mode import DB_DOWN_TEXT, ReconnectBackoff
 from storage import envelopes
-from tests.conftest import eventually
+from tests.conftest import StoppedClock, eventually
 
 
 def ack_text(ack: dict) -> str:
@@ -502,3 +506,35 @@ def test_a_frame_nested_too_deeply_is_a_problem_not_a_crash():
 
     frame = read_frame("[" * 100_000 + "]" * 100_000)
     assert frame.message is None and frame.problem == "frame is nested too deeply"
+
+
+# --- reconnect backoff ---------------------------------------------------------------------------
+
+
+async def test_the_first_try_after_a_drop_goes_at_once_then_the_waits_double_up_to_the_cap():
+    clock = StoppedClock()
+    backoff = ReconnectBackoff(first=1.0, cap=30.0, rng=random.Random(7), clock=clock)
+    delays = []
+    for _ in range(9):
+        await backoff.turn()  # never sleeps here: the test moves the clock by the whole delay
+        delays.append(backoff._next_at - clock())
+        clock.advance(max(0.0, backoff._next_at - clock()))
+    assert 0.5 <= delays[0] <= 1.0
+    for earlier, later, ceiling in zip(delays, delays[1:], (2, 4, 8, 16, 30, 30, 30, 30)):
+        assert ceiling / 2 <= later <= ceiling, (earlier, later)
+    backoff.connected()
+    assert backoff.delay() == 0.0
+
+
+async def test_while_slack_refuses_new_connections_pulser_asks_less_and_less_often(pulser, sandbox):
+    opened_before = len(sandbox.calls_to("apps.connections.open"))
+    sandbox.fail_next("apps.connections.open", status=200, error="internal_error", retry_after=None, times=1000)
+    started = time.monotonic()
+    await sandbox.drop_connections(mode="reset")
+    await eventually(lambda: time.monotonic() - started > 12, timeout=40)  # a window to count tries in
+    tries = len(sandbox.calls_to("apps.connections.open")) - opened_before
+    # One retrier, doubling waits: at once, then ~1, 2, 4, 8 s apart — at most 5 tries in 12 s
+    # (without the backoff, the SDK's loop and the supervisor asked every second or two).
+    assert 2 <= tries <= 5, tries
+    sandbox.state.failures.clear()
+    await eventually(lambda: pulser.supervisor.connected, timeout=45)

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import structlog
 from slack_bolt.async_app import AsyncApp
 
-from alerts.delivery import CHANNEL_ERRORS
-from alerts.incident_notifier import LEASE
+from alerts.outbound.slack import CHANNEL_ERRORS
+from alerts.outbound.incidents import LEASE
 from handlers.slack.services import SlackServices
 from storage import incidents, notifications
 

@@ -6,7 +6,7 @@ from slack_bolt.async_app import AsyncApp
 
 from handlers.slack import (
     applications, commands, deploy, events, heartbeat_alerts, heroku, home, incident_inbox, incidents, integrations,
-    membership, rules, silences, status,
+    membership, rules, silences, status, storms,
 )
 from handlers.slack.services import SlackServices
 
@@ -16,6 +16,8 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     applications.register(app, services)
     heartbeat_alerts.register(app, services)
     incidents.register(app, services)
+    incident_inbox.register(app, services)
+    integrations.register(app, services)
     rules.register(app, services)
     silences.register(app, services)
     heroku.register(app, services)
@@ -24,5 +26,4 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     events.register(app, services)
     deploy.register(app, services)
     membership.register(app, services)
-    incident_inbox.register(app, services)
-    integrations.register(app, services)
+    storms.register(app, services)

@@ -8,7 +8,6 @@ down" and "Slack was told" loses nothing: the row is still pending, or its lease
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
@@ -18,8 +17,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
-from alerts.delivery import AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, GONE_ERRORS, retry_after_seconds
-from alerts.outbox_loop import OutboxLoop
+from alerts.outbound.slack import AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, GONE_ERRORS, retry_after_seconds
+from alerts.outbound.budget import OverBudget
+from alerts.outbound.loop import OutboxLoop
 from alerts.pipeline import Suppressions
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
 from storage import applications, notifications
@@ -85,10 +85,16 @@ def alert_view(app: Application, alert: dict) -> AlertView:
 
 class HeartbeatNotifier(OutboxLoop):
     name = "notifier"
-    # More alerts than this for one channel in one delivery round become one summary message.
-    storm_threshold: int = 10
-    # Later rounds of the same storm (within this many seconds) update that summary in place.
-    storm_window: float = 120.0
+    # Heartbeat alerts a channel gets one by one within `storm_window`; further ones fold into one
+    # summary message, updated in place, until none has folded into it for `storm_quiet`. This
+    # catches rolling storms (apps going down one after another over minutes), not just alerts
+    # that happen to share a delivery round.
+    storm_threshold: int = 4
+    storm_window: float = 60.0
+    storm_quiet: float = 120.0
+    # A summary is rewritten no more often than this (chat.update is Tier 3); alerts that arrive
+    # meanwhile wait and go in the next update together.
+    storm_update_interval: float = 2.0
 
     def __init__(
         self,
@@ -98,37 +104,48 @@ class HeartbeatNotifier(OutboxLoop):
         max_attempts: int = 8,
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
+        storm_threshold: int | None = None,
+        storm_quiet: float | None = None,
+        worker: str | None = None,
     ):
         super().__init__(listen)  # rows enqueued by another process (a `pulser sidecar`) wake us by NOTIFY
         self.pool = pool
         self.client = client
         self.max_attempts = max_attempts
+        self.worker = worker  # named on the rows it claims, so they are taken over if it dies
+        if storm_threshold is not None:
+            self.storm_threshold = storm_threshold
+        if storm_quiet is not None:
+            self.storm_quiet = storm_quiet
         self._on_outcome = on_outcome or (lambda kind, outcome: None)
         self._lock = asyncio.Lock()
         self.last_delivery: datetime | None = None
-        # channel → (posted channel id, summary ts, app names so far, monotonic time of last round)
-        self._storms: dict[str, tuple[str, str, list[str], float]] = {}
         self._held = Suppressions(datetime.now(timezone.utc), [], [])  # reloaded each delivery round
         self._auth_refusals = 0  # Slack's token refusals since the last delivery
 
     async def deliver_due(self, limit: int = 500) -> int:
         async with self._lock:
-            rows = await notifications.claim_due(self.pool, kinds=notifications.HEARTBEAT_KINDS, limit=limit)
+            rows = await notifications.claim_due(
+                self.pool, kinds=notifications.HEARTBEAT_KINDS, limit=limit, worker=self.worker
+            )
             if not rows:
                 return 0
             # Silences and inhibition rules once per round, not once per alert of a storm.
             self._held = await Suppressions.load(self.pool, datetime.now(timezone.utc))
             storms, singles = await self._split_storms(rows)
-            for channel, group in storms.items():
-                await self._deliver_storm(channel, group)
+            for channel, (group, ongoing) in storms.items():
+                await self._deliver_storm(channel, group, ongoing)
             for row in singles:
                 await self._deliver(row)
             return len(rows)
 
-    async def _split_storms(self, rows: list[dict]) -> tuple[dict[str, list[tuple[dict, Application]]], list[dict]]:
-        """Alerts that would flood a channel go out as one message; everything else one by one."""
+    async def _split_storms(
+        self, rows: list[dict]
+    ) -> tuple[dict[str, tuple[list[tuple[dict, Application]], dict | None]], list[dict]]:
+        """Per channel: alerts beyond what it takes one by one this minute fold into its storm
+        summary (the one already going, else a new one); everything else goes out one by one."""
         alerts = [r for r in rows if r["kind"] in notifications.ALERT_KINDS and r["app_id"]]
-        if len(alerts) <= self.storm_threshold:
+        if not alerts:
             return {}, rows
         apps = await applications.get_applications(self.pool, [r["app_id"] for r in alerts])
         now = datetime.now(timezone.utc)
@@ -139,35 +156,61 @@ class HeartbeatNotifier(OutboxLoop):
                 if await self._held.reason(self.pool, heartbeat_labels(app, row["kind"])) is not None:
                     continue  # delivered one by one below, where it is marked suppressed
                 by_channel.setdefault(app.channel, []).append((row, app))
-        storms = {channel: group for channel, group in by_channel.items() if len(group) > self.storm_threshold}
-        in_storm = {row["id"] for group in storms.values() for row, _ in group}
+        storms: dict[str, tuple[list[tuple[dict, Application]], dict | None]] = {}
+        for channel, group in by_channel.items():
+            if self.storm_threshold <= 0:
+                continue
+            ongoing = await notifications.ongoing_heartbeat_storm(
+                self.pool, channel, since=now - timedelta(seconds=self.storm_quiet)
+            )
+            if ongoing is None:
+                recent = await notifications.heartbeat_alerts_sent_since(
+                    self.pool, channel, since=now - timedelta(seconds=self.storm_window)
+                )
+                if recent + len(group) <= self.storm_threshold:
+                    continue
+                # A round that alone is a storm folds whole; otherwise the first ones of a rolling
+                # storm still go out on their own.
+                room = 0 if len(group) > self.storm_threshold else max(0, self.storm_threshold - recent)
+                group = group[room:]
+            storms[channel] = (group, ongoing)
+        in_storm = {row["id"] for group, _ in storms.values() for row, _ in group}
         return storms, [r for r in rows if r["id"] not in in_storm]
 
-    async def _deliver_storm(self, channel: str, group: list[tuple[dict, Application]]) -> None:
+    async def _deliver_storm(self, channel: str, group: list[tuple[dict, Application]], ongoing: dict | None) -> None:
         ids = [row["id"] for row, _ in group]
-        names = [app.name for _, app in group]
-        recent = self._storms.get(channel)
-        ongoing = recent is not None and time.monotonic() - recent[3] < self.storm_window
         try:
-            if ongoing:
-                posted_channel, ts, earlier, _ = recent
-                names = earlier + names
-                await self.client.chat_update(channel=posted_channel, ts=ts, **storm_message(names))
+            if ongoing is not None:
+                since = (datetime.now(timezone.utc) - ongoing["touched_at"]).total_seconds()
+                if since < self.storm_update_interval:
+                    # The summary changed a moment ago: these wait and join the next update.
+                    for row, _ in group:
+                        await notifications.mark_retry(
+                            self.pool, row["id"], "joins the storm summary's next update", max_attempts=self.max_attempts,
+                            not_before=timedelta(seconds=self.storm_update_interval - since), count_attempt=False,
+                        )
+                    return
+                posted_channel, ts = ongoing["slack_channel"], ongoing["slack_ts"]
+                names, recovered = await notifications.heartbeat_storm_apps(self.pool, posted_channel, ts)
+                names = names + [app.name for _, app in group]
+                await self.client.chat_update(channel=posted_channel, ts=ts, **storm_message(names, recovered=recovered))
                 response = {"channel": posted_channel, "ts": ts}
             else:
+                names = [app.name for _, app in group]
                 response = await self.client.chat_postMessage(channel=channel, **storm_message(names))
-        except (SlackApiError, OSError, asyncio.TimeoutError) as exc:
+        except (SlackApiError, OverBudget, OSError, asyncio.TimeoutError) as exc:
             # Back to pending, one by one: the next round groups them again.
             terms = {}
             if isinstance(exc, SlackApiError):
                 terms = self._waiting_terms(_slack_error(exc), exc.response.headers if exc.response is not None else {})
+            elif isinstance(exc, OverBudget):
+                terms = {"not_before": timedelta(seconds=exc.retry_after), "count_attempt": False}
             for row, _ in group:
                 await notifications.mark_retry(
                     self.pool, row["id"], f"storm post: {exc}", max_attempts=self.max_attempts, **terms
                 )
             log.warning("notification.storm_failed", channel=channel, alerts=len(ids), error=str(exc))
             return
-        self._storms[channel] = (response["channel"], response["ts"], names, time.monotonic())
         now = datetime.now(timezone.utc)
         await notifications.mark_many_sent(
             self.pool, ids, channel=response["channel"], ts=response["ts"], patch={"storm": True, "alerted_at": now.isoformat()}
@@ -193,6 +236,14 @@ class HeartbeatNotifier(OutboxLoop):
                 )
             self._on_outcome(row["kind"], "retrying" if retrying else "failed")
             bound.warning("notification.slack_error", error=error, retrying=retrying)
+            return
+        except OverBudget as exc:
+            # Pulser's Slack budget for this channel is spent for now: later, not a failure.
+            await notifications.mark_retry(
+                self.pool, row["id"], str(exc), max_attempts=self.max_attempts,
+                not_before=timedelta(seconds=exc.retry_after), count_attempt=False,
+            )
+            self._on_outcome(row["kind"], "retrying")
             return
         except (OSError, asyncio.TimeoutError) as exc:
             retrying = await notifications.mark_retry(self.pool, row["id"], f"{type(exc).__name__}: {exc}", max_attempts=self.max_attempts)
@@ -263,11 +314,13 @@ class HeartbeatNotifier(OutboxLoop):
         started = outage_started(alert) or recovered_at
         after = format_duration(max(0.0, (recovered_at - started).total_seconds()))
         if alert["payload"].get("storm"):
-            # One summary stands for many apps: recoveries go to its thread, the summary stays.
-            reply = await self.client.chat_postMessage(
-                channel=alert["slack_channel"], thread_ts=alert["slack_ts"], text=recovery_reply(app.name, after)
+            # One summary stands for many apps: it is rewritten to show this one recovered (a
+            # reply per recovery would be a message per app again, at one a second).
+            names, recovered = await notifications.heartbeat_storm_apps(self.pool, alert["slack_channel"], alert["slack_ts"])
+            await self.client.chat_update(
+                channel=alert["slack_channel"], ts=alert["slack_ts"], **storm_message(names, recovered=recovered)
             )
-            await notifications.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=reply["ts"])
+            await notifications.mark_sent(self.pool, row["id"], channel=alert["slack_channel"], ts=alert["slack_ts"])
             return "sent"
         alert = await notifications.merge_alert_state(
             self.pool, alert["id"], {"recovered_at": recovered_at.isoformat(), "recovered_after": after}

@@ -33,6 +33,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from alerts.outbound.budget import OverBudget, waiting_at_most
 from storage import deliveries
 from storage.database import DATABASE_ERRORS
 
@@ -85,8 +86,12 @@ class SlackDelivery:
         on_result: Callable[[str, str], None] | None = None,
         on_latency: Callable[[str, float, bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_budget_wait: float = 1.5,
     ):
         self.pool = pool
+        # How long one call may wait for its slot in Pulser's Slack budget before its message is
+        # rescheduled instead (see alerts.outbound.budget).
+        self.max_budget_wait = max_budget_wait
         self.client = client
         self._on_result = on_result or (lambda method, outcome: None)
         # (method, seconds, ok) once per call, whatever its outcome (metrics: the latency histogram).
@@ -132,7 +137,13 @@ class SlackDelivery:
         started = time.perf_counter()
         error: str | None = None
         try:
-            response = await self.client.api_call(method, json={"channel": channel, **kwargs})
+            with waiting_at_most(self.max_budget_wait):
+                response = await self.client.api_call(method, json={"channel": channel, **kwargs})
+        except OverBudget as exc:
+            # Not sent, not refused: the budget says later. The caller reschedules from the
+            # database, so this channel's backlog never holds another channel's work.
+            self._on_result(method, "paced")
+            raise Throttled(channel, exc.retry_after, reason=str(exc)) from None
         except SlackApiError as exc:
             response = exc.response
             error = str(response.get("error") or f"http_{response.status_code}")
@@ -165,6 +176,26 @@ class SlackDelivery:
         await self._log(method, channel, True, started, None, incident_id, notification_id)
         self._on_result(method, "ok")
         return response
+
+    async def find_posted(self, channel: str, *, event_type: str, key: str, value: int, since: datetime) -> tuple[str, str] | None:
+        """The (channel, ts) of a message Pulser posted to `channel` since `since` whose metadata
+        says `key: value` — a post whose first attempt may have landed before the process died or
+        the call timed out. None when there is none, or when Slack will not say (then the caller
+        posts: a possible duplicate is better than a lost alert)."""
+        oldest = f"{max(0.0, since.timestamp() - 5):.6f}"
+        try:
+            with waiting_at_most(self.max_budget_wait):
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=oldest, limit=200, include_all_metadata=True
+                )
+        except (SlackApiError, OverBudget, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("slack.history_lookup_failed", channel=channel, error=f"{type(exc).__name__}: {exc}")
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == event_type and (metadata.get("event_payload") or {}).get(key) == value:
+                return response.get("channel") or channel, message["ts"]
+        return None
 
     def _hold_for_auth(self) -> float:
         """Hold every call until the next probe; each refusal doubles the wait, up to a minute."""

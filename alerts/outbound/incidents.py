@@ -16,16 +16,21 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from alerts.delivery import CHANNEL_ERRORS, GONE_ERRORS, DeliveryError, SlackDelivery, Throttled
+from alerts.outbound.slack import CHANNEL_ERRORS, GONE_ERRORS, DeliveryError, SlackDelivery, Throttled
 from alerts.incident_view import incident_view
-from alerts.outbox_loop import OutboxLoop
+from alerts.outbound.loop import OutboxLoop
 from blocks.incidents import escalation_post, incident_message, status_reply
 from blocks.kit import channel_ref
-from storage import incidents, notifications
+from blocks.storms import NAMED_PER_REPLY, digest_message, roll_call
+from storage import incidents, notifications, storms
+from storage.storms import StormPolicy
 
 log = structlog.get_logger(__name__)
 
 LEASE = timedelta(seconds=60)
+# The metadata event type of Pulser's posts: how a retry finds a post an earlier try made.
+MESSAGE_EVENT = "pulser_incident_message"
+DIGEST_EVENT = "pulser_storm_digest"
 # Transient failures back off 2, 4, 8 … s, capped; a message is given up only after this many.
 MAX_BACKOFF = timedelta(minutes=5)
 MAX_ATTEMPTS = 30
@@ -69,8 +74,12 @@ class IncidentNotifier(OutboxLoop):
         concurrency: int = 8,
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         on_posted: Callable[[dict, datetime], None] | None = None,
+        storm_policy: StormPolicy = StormPolicy(),
+        worker: str | None = None,
     ):
         super().__init__(listen)
+        self.storm_policy = storm_policy
+        self.worker = worker  # named on the rows it claims, so they are taken over if it dies
         self.pool = pool
         self.delivery = delivery
         self.default_channel = default_channel
@@ -85,19 +94,63 @@ class IncidentNotifier(OutboxLoop):
         """One round: due messages (concurrently, up to `concurrency`), then due replies."""
         async with self._lock:
             now = now or datetime.now(timezone.utc)
-            claimed = await incidents.claim_due_messages(self.pool, now=now, limit=limit, lease=LEASE)
+            claimed = await incidents.claim_due_messages(self.pool, now=now, limit=limit, lease=LEASE, worker=self.worker)
             if claimed:
                 by_id = await incidents.get_incidents(self.pool, [m["incident_id"] for m in claimed])
                 await asyncio.gather(*(self._render(m, by_id.get(m["incident_id"]), now) for m in claimed))
-            replies = await notifications.claim_due(self.pool, kinds=notifications.INCIDENT_KINDS, limit=limit)
+            replies = await notifications.claim_due(
+                self.pool, kinds=notifications.INCIDENT_KINDS, limit=limit, worker=self.worker
+            )
             for row in replies:
                 await self._send_reply(row)
-            return len(claimed) + len(replies)
+            await storms.close_quiet(self.pool, now=now, quiet=self.storm_policy.quiet)
+            digests = await storms.claim_due(self.pool, now=now, lease=LEASE, worker=self.worker)
+            await asyncio.gather(*(self._render_digest(d, now) for d in digests))
+            return len(claimed) + len(replies) + len(digests)
+
+    async def _render_digest(self, digest: dict, now: datetime) -> None:
+        """Post or update a storm digest, then name in its thread every incident folded since."""
+        claimed_until = now + LEASE
+        bound = log.bind(digest_id=digest["id"], channel=digest["channel"])
+        channel, ts = digest["slack_channel"], digest["slack_ts"]
+        try:
+            if ts is None or digest["rendered_version"] < digest["version"]:
+                content = digest_message(digest, await storms.summary(self.pool, digest["id"]), now=now)
+                if ts is None and digest["attempts"] > 1:
+                    found = await self.delivery.find_posted(
+                        digest["channel"], event_type=DIGEST_EVENT, key="digest_id", value=digest["id"], since=digest["opened_at"]
+                    )
+                    if found is not None:
+                        channel, ts = found
+                if ts is None:
+                    response = await self.delivery.call(
+                        "chat.postMessage", channel=digest["channel"],
+                        metadata={"event_type": DIGEST_EVENT, "event_payload": {"digest_id": digest["id"]}}, **content,
+                    )
+                    channel, ts = response["channel"], response["ts"]
+                    bound.warning("storm.digest_posted", ts=ts)
+                else:  # posted before (perhaps by a try that died before it could say so): update it
+                    await self.delivery.call("chat.update", channel=channel, ts=ts, **content)
+            await storms.rendered(
+                self.pool, digest["id"], version=digest["version"], claimed_until=claimed_until,
+                channel=channel, ts=ts, now=now, debounce=incidents.DIGEST_DEBOUNCE,
+            )
+            while named := await storms.unnamed(self.pool, digest["id"], limit=NAMED_PER_REPLY):
+                await self.delivery.call("chat.postMessage", channel=channel, thread_ts=ts, **roll_call(named))
+                await storms.mark_named(self.pool, [row["message_id"] for row in named], now=now)
+        except Throttled as exc:
+            retry_at = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
+            await storms.retry(self.pool, digest["id"], error=str(exc), retry_at=retry_at, count_attempt=False)
+        except DeliveryError as exc:
+            retry_at = datetime.now(timezone.utc) + (HOLD_RETRY if exc.permanent else backoff(digest["attempts"]))
+            await storms.retry(self.pool, digest["id"], error=f"slack: {exc.error}", retry_at=retry_at)
+            bound.warning("storm.digest_failed", error=exc.error, retry_at=retry_at.isoformat())
 
     async def _render(self, message: dict, incident: dict | None, now: datetime) -> None:
         claimed_until = now + LEASE
         bound = log.bind(incident_id=message["incident_id"], message_id=message["id"], channel=message["channel"])
-        if incident is None or (incident["suppressed_by"] is not None and message["slack_ts"] is None):
+        folded = message["folded"] and message["slack_ts"] is None  # its storm digest shows it
+        if incident is None or folded or (incident["suppressed_by"] is not None and message["slack_ts"] is None):
             await incidents.message_rendered(
                 self.pool, message["id"], version=incident["version"] if incident else 0, claimed_until=claimed_until,
                 channel=None, ts=None, now=now, debounce=self.debounce,
@@ -105,10 +158,23 @@ class IncidentNotifier(OutboxLoop):
             return
         content = _content(incident, message, now)
         async with self._limit:
+            found = None
+            if message["slack_ts"] is None and message["attempts"] > 1:
+                # An earlier try may have landed (a crash or a timeout after Slack took it): look
+                # for it by its metadata before posting again.
+                found = await self.delivery.find_posted(
+                    message["channel"], event_type=MESSAGE_EVENT, key="message_id", value=message["id"],
+                    since=message["created_at"],
+                )
+                if found is not None:
+                    bound.warning("incident_message.found_earlier_post", ts=found[1])
+                    message = {**message, "slack_channel": found[0], "slack_ts": found[1]}
             try:
                 if message["slack_ts"] is None:
                     response = await self.delivery.call(
-                        "chat.postMessage", channel=message["channel"], incident_id=incident["id"], **content
+                        "chat.postMessage", channel=message["channel"], incident_id=incident["id"],
+                        metadata={"event_type": MESSAGE_EVENT, "event_payload": {"message_id": message["id"], "incident_id": incident["id"]}},
+                        **content,
                     )
                     channel, ts = response["channel"], response["ts"]
                 else:
@@ -119,7 +185,7 @@ class IncidentNotifier(OutboxLoop):
                         incident_id=incident["id"],
                         **content,
                     )
-                    channel, ts = None, None
+                    channel, ts = found if found is not None else (None, None)
             except Throttled as exc:
                 retry_at = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
                 await incidents.message_retry(self.pool, message["id"], error=str(exc), retry_at=retry_at, count_attempt=False)
@@ -205,6 +271,9 @@ class IncidentNotifier(OutboxLoop):
                 await notifications.mark_suppressed(self.pool, row["id"], "incident message deleted")
                 return
             if parent["slack_ts"] is None:
+                if parent["folded"]:
+                    await notifications.mark_suppressed(self.pool, row["id"], "the incident is folded into a storm digest")
+                    return
                 if parent["failed"]:
                     await notifications.mark_failed(self.pool, row["id"], "the incident message was never posted")
                 else:

@@ -16,9 +16,9 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from alerts.delivery import DeliveryError, SlackDelivery, Throttled
-from alerts.incident_notifier import MAX_ATTEMPTS, backoff
-from alerts.outbox_loop import OutboxLoop
+from alerts.outbound.slack import DeliveryError, SlackDelivery, Throttled
+from alerts.outbound.incidents import MAX_ATTEMPTS, backoff
+from alerts.outbound.loop import OutboxLoop
 from alerts.platform_events import event_view
 from blocks.events import event_message
 from storage import platform_events as store
