@@ -447,6 +447,7 @@ class Runtime:
             storm_threshold=self.settings.storm_threshold,
             storm_quiet=self.settings.storm_quiet_seconds,
             worker=self.worker_name,
+            default_channel=self.settings.slack_channel,
         )
         self.services.notifier = self.notifier
         self.services.incident_actions = self.incident_actions

@@ -279,3 +279,20 @@ async def heartbeat_storm_apps(pool: asyncpg.Pool, channel: str, ts: str) -> tup
         list(ALERT_KINDS),
     )
     return [r["name"] for r in rows], [r["name"] for r in rows if r["state"] == "up"]
+
+
+async def release_held_alerts(conn: asyncpg.Connection, channel: str, errors: Sequence[str]) -> int:
+    """Heartbeat alerts held because Slack refused `channel` (`errors`) are due now: Pulser was
+    let into it. Returns how many."""
+    result = await conn.execute(
+        """
+        UPDATE notifications n SET next_attempt_at = now()
+          FROM applications a
+         WHERE a.id = n.app_id AND a.channel = $1 AND n.status = 'pending' AND n.kind = ANY($3::text[])
+           AND n.last_error = ANY($2::text[]) AND n.claimed_by IS NULL
+        """,
+        channel,
+        [f"slack: {e}" for e in errors],
+        list(ALERT_KINDS),
+    )
+    return int(result.split()[-1])

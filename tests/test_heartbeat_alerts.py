@@ -505,11 +505,12 @@ async def test_an_alert_slack_keeps_rate_limiting_is_held_not_given_up(pulser, s
 
 
 async def test_an_error_no_retry_can_fix_fails_the_alert_at_once_and_shows_in_health(pulser, sandbox):
-    sandbox.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
+    # The message itself is refused (a channel refusing Pulser is held instead: see the end of the file).
+    sandbox.fail_next("chat.postMessage", status=200, error="invalid_blocks", times=1)
     app = await register(pulser.pool, interval=60, grace=0)
     await heartbeat(pulser, app, at=ago(minutes=5))
     row = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
-    assert [(r["status"], r["attempts"], r["last_error"]) for r in row] == [("failed", 1, "slack: channel_not_found")]
+    assert [(r["status"], r["attempts"], r["last_error"]) for r in row] == [("failed", 1, "slack: invalid_blocks")]
     health = await pulser.health_report()
     assert health["components"]["slack_delivery"]["failed"] == 1
 
@@ -558,3 +559,33 @@ async def test_a_firing_incident_can_inhibit_the_same_apps_heartbeat_alert(pulse
     assert held["status"] == "suppressed" and held["last_error"].startswith("inhibition:")
     sent = await eventually(lambda: _delivered_or_held(pulser.pool, other), timeout=30)
     assert sent["status"] == "sent"
+
+
+# --- a channel that will not take Pulser's messages yet ----------------------------------------------
+
+
+async def test_an_alert_for_a_channel_pulser_is_not_in_is_held_shown_by_default_and_posted_once_invited(pulser, sandbox):
+    sandbox.add_channel("C0PAY", "payments")
+    app = await register(pulser.pool, name="payments-sync", interval=60, grace=0, channel="C0PAY")
+    sandbox.fail_next("chat.postMessage", status=200, error="not_in_channel", times=1)
+    await heartbeat(pulser, app, at=ago(minutes=5))
+
+    shown = await eventually(
+        lambda: [m for m in sandbox.messages.get(ALERTS, []) if "payments-sync" in m.get("text", "")], timeout=30
+    )
+    assert "cannot post in" in shown[0]["text"], "meanwhile the alert itself is in the default channel, saying why"
+    row = await current_alert(pulser.pool, app)
+    assert row["status"] == "pending" and row["last_error"] == "slack: not_in_channel", "held, not given up"
+
+    await sandbox.send_event({"type": "member_joined_channel", "user": sandbox.bot_user_id, "channel": "C0PAY"})
+    delivered = await eventually(
+        lambda: [m for m in sandbox.messages.get("C0PAY", []) if "payments-sync" in m.get("text", "")], timeout=30
+    )
+    assert len(delivered) == 1
+    await eventually(lambda: _status_is(pulser.pool, app, "sent"), timeout=30)
+    assert len([m for m in sandbox.messages.get(ALERTS, []) if "payments-sync" in m.get("text", "")]) == 1
+
+
+async def _status_is(pool, app, status: str) -> bool:
+    row = await current_alert(pool, app)
+    return row is not None and row["status"] == status

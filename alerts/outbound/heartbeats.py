@@ -17,15 +17,22 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
-from alerts.outbound.slack import AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, GONE_ERRORS, retry_after_seconds
 from alerts.outbound.budget import OverBudget
 from alerts.outbound.loop import OutboxLoop
+from alerts.outbound.slack import (
+    AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, CHANNEL_ERRORS, GONE_ERRORS, retry_after_seconds,
+)
 from alerts.pipeline import Suppressions
 from blocks.heartbeat_alerts import AlertView, alert_message, recovery_reply, storm_message
+from blocks.kit import channel_ref
 from storage import applications, notifications
 from storage.applications import Application
 
 log = structlog.get_logger(__name__)
+
+# An alert held because Slack refuses its channel is tried again this often (and at once when
+# Pulser is let into the channel).
+HOLD_RETRY = timedelta(minutes=5)
 
 # Slack errors that no retry of this alert can fix: the row is marked failed at once, and logged.
 PERMANENT_SLACK_ERRORS = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long"}
@@ -107,12 +114,14 @@ class HeartbeatNotifier(OutboxLoop):
         storm_threshold: int | None = None,
         storm_quiet: float | None = None,
         worker: str | None = None,
+        default_channel: str | None = None,
     ):
         super().__init__(listen)  # rows enqueued by another process (a `pulser sidecar`) wake us by NOTIFY
         self.pool = pool
         self.client = client
         self.max_attempts = max_attempts
         self.worker = worker  # named on the rows it claims, so they are taken over if it dies
+        self.default_channel = default_channel  # where an alert goes while its own channel refuses us
         if storm_threshold is not None:
             self.storm_threshold = storm_threshold
         if storm_quiet is not None:
@@ -226,6 +235,11 @@ class HeartbeatNotifier(OutboxLoop):
             outcome = await self._send(row)
         except SlackApiError as exc:
             error = _slack_error(exc)
+            if error in CHANNEL_ERRORS and row["kind"] in notifications.ALERT_KINDS:
+                await self._hold(row, error)
+                self._on_outcome(row["kind"], "retrying")
+                bound.warning("notification.held", error=error)
+                return
             if error in PERMANENT_SLACK_ERRORS:
                 await notifications.mark_failed(self.pool, row["id"], f"slack: {error}")
                 retrying = False
@@ -253,6 +267,32 @@ class HeartbeatNotifier(OutboxLoop):
         self._auth_refusals = 0
         self._on_outcome(row["kind"], outcome)
         bound.info("notification.delivered", outcome=outcome)
+
+    async def _hold(self, row: dict, error: str) -> None:
+        """Slack will not let us post in the app's channel (not invited, gone, archived). No retry
+        of this alert fixes that now, an invitation will: the alert waits (tried again every
+        HOLD_RETRY, and at once when Pulser joins the channel), and meanwhile the alert itself is
+        posted to the default channel, saying why, so nothing is invisible."""
+        first_time = not (row["last_error"] or "").startswith("slack: ")
+        await notifications.mark_retry(
+            self.pool, row["id"], f"slack: {error}", max_attempts=self.max_attempts,
+            not_before=HOLD_RETRY, count_attempt=False,
+        )
+        app = await applications.get_application(self.pool, row["app_id"]) if row["app_id"] else None
+        if not first_time or app is None or not self.default_channel or app.channel == self.default_channel:
+            return
+        message = alert_message(alert_view(app, row))
+        note = (
+            f":warning: Pulser cannot post in {channel_ref(app.channel)} (`{error}`), so this alert is here. "
+            "Invite the Pulser app to that channel (it is posted there then) or change the app's channel."
+        )
+        message = {**message, "text": f"{message['text']} — {note}"}
+        message.pop("blocks", None)
+        async with self.pool.acquire() as conn:
+            await notifications.enqueue_notifications(
+                conn,
+                [notifications.NewNotification("incident_post", None, {"channel": self.default_channel, "message": message})],
+            )
 
     def _waiting_terms(self, error: str, headers: Any = None) -> dict[str, Any]:
         """How a Slack error that is not the alert's fault holds it: the token refused (a rotation,
