@@ -29,7 +29,7 @@ from blocks.incidents import (
     user,
 )
 
-from blocks.kit import channel_ref, count_noun, mrkdwn as _mrkdwn, plain as _plain
+from blocks.kit import channel_ref, coloured_message, count_noun, mrkdwn as _mrkdwn, plain as _plain
 
 # --- ids: Bolt routes on these, the handlers read the event id back from the value -------------------
 
@@ -104,9 +104,10 @@ class EventView:
 
 
 def event_message(view: EventView) -> dict:
-    """chat.postMessage / chat.update kwargs: fallback text and a coloured attachment."""
-    blocks: list[dict] = [{"type": "header", "block_id": "event_title", "text": _plain(_header_text(view))}]
-    blocks.append({"type": "section", "block_id": "event_facts", "fields": _facts(view)})
+    """chat.postMessage / chat.update kwargs: fallback text, the title as a block, the rest in a
+    coloured attachment."""
+    headline = [{"type": "header", "block_id": "event_title", "text": _plain(_header_text(view))}]
+    blocks: list[dict] = [{"type": "section", "block_id": "event_facts", "fields": _facts(view)}]
     if len(view.timeline) > 1:
         blocks.append({"type": "context", "block_id": "event_timeline", "elements": [_mrkdwn(timeline_text(view))]})
     for number, fields in enumerate(_detail_sections(view.details)):
@@ -117,7 +118,7 @@ def event_message(view: EventView) -> dict:
     actions = _actions(view)
     if actions:
         blocks.append({"type": "actions", "block_id": ACTIONS_BLOCK, "elements": actions})
-    return {"text": _fallback_text(view), "attachments": [{"color": _colour(view), "blocks": blocks}]}
+    return coloured_message(_fallback_text(view), headline, blocks, _colour(view))
 
 
 def type_name(event_type: str) -> str:

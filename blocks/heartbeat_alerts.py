@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from blocks.kit import count_noun, escape
+from blocks.kit import coloured_message, count_noun, escape
 
 ACK = "heartbeat_alert_ack"
 SNOOZE = "heartbeat_alert_snooze"
@@ -52,10 +52,8 @@ def alert_message(view: AlertView) -> dict:
     """The whole message: text (for notifications and screen readers), coloured blocks, buttons."""
     title = headline(view)
     details = f"*Expected* {view.expected} · *grace* {view.grace}"
-    blocks: list[dict] = [
-        {"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}},
-        {"type": "context", "block_id": "details", "elements": [{"type": "mrkdwn", "text": details}]},
-    ]
+    top = [{"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}}]
+    blocks: list[dict] = [{"type": "context", "block_id": "details", "elements": [{"type": "mrkdwn", "text": details}]}]
     notes = _state_notes(view)
     if notes:
         blocks.append({"type": "context", "block_id": "state", "elements": [{"type": "mrkdwn", "text": n} for n in notes]})
@@ -63,7 +61,7 @@ def alert_message(view: AlertView) -> dict:
     if actions:
         blocks.append({"type": "actions", "block_id": "alert_actions", "elements": actions})
     colour = GREEN if view.recovered_after else (GREY if view.paused_by else RED)
-    return {"text": title, "attachments": [{"color": colour, "blocks": blocks}]}
+    return coloured_message(title, top, blocks, colour)
 
 
 def recovery_reply(app_name: str, recovered_after: str) -> str:
@@ -144,7 +142,8 @@ def storm_message(names: list[str], *, recovered: list[str] | tuple[str, ...] = 
     back = sorted(set(recovered) & set(names))
     total = len(set(names))
     title = f"🚨 {count_noun(total, 'app')} missed " + ("its heartbeat" if total == 1 else "their heartbeats")
-    blocks: list[dict] = [{"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}}]
+    top = [{"type": "section", "block_id": "headline", "text": {"type": "mrkdwn", "text": f"*{title}*"}}]
+    blocks: list[dict] = []
     if down:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"*Still down ({len(down):,}):*"}]})
         blocks += _name_sections(down, "down")
@@ -152,5 +151,4 @@ def storm_message(names: list[str], *, recovered: list[str] | tuple[str, ...] = 
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f":white_check_mark: *Recovered ({len(back):,}):*"}]})
         blocks += _name_sections(back, "back")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "Updated in place as apps go down and recover. `/pulser apps` shows them all."}]})
-    color = GREEN if not down else RED
-    return {"text": title, "attachments": [{"color": color, "blocks": blocks[:50]}]}
+    return coloured_message(title, top, blocks[:50], GREEN if not down else RED)

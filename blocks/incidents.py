@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
-from blocks.kit import count_noun, escape, mrkdwn as _mrkdwn, plain as _plain
+from blocks.kit import coloured_message, count_noun, escape, mrkdwn as _mrkdwn, plain as _plain
 
 # --- ids: Bolt routes on these, the handlers read them back ------------------------------------------
 
@@ -221,9 +221,13 @@ def snooze_minutes(option_value: str) -> int | None:
 
 
 def incident_message(view: IncidentView) -> dict:
-    """chat.postMessage / chat.update kwargs: fallback text (what notifications show) and a coloured
-    attachment with the title, description, facts, state notes and buttons."""
-    blocks: list[dict] = [{"type": "header", "block_id": "incident_title", "text": _plain(_header_text(view))}]
+    """chat.postMessage / chat.update kwargs: fallback text (what notifications show), the title
+    (and mention) as blocks, and a coloured attachment with description, facts, notes and buttons."""
+    headline: list[dict] = []
+    if view.mention:  # in a block, so it notifies: with blocks, `text` is only the fallback
+        headline.append({"type": "section", "block_id": "incident_mention", "text": _mrkdwn(view.mention)})
+    headline.append({"type": "header", "block_id": "incident_title", "text": _plain(_header_text(view))})
+    blocks: list[dict] = []
     if view.description.strip():
         text = clip_escaped(view.description, DESCRIPTION_SHOWN)
         blocks.append({"type": "section", "block_id": "incident_description", "text": _mrkdwn(text)})
@@ -234,7 +238,7 @@ def incident_message(view: IncidentView) -> dict:
     actions = _actions(view)
     if actions:
         blocks.append({"type": "actions", "block_id": _actions_block_id(view), "elements": actions})
-    return {"text": _fallback_text(view), "attachments": [{"color": _colour(view), "blocks": blocks}]}
+    return coloured_message(_fallback_text(view), headline, blocks, _colour(view))
 
 
 def _is_resolved(view: IncidentView) -> bool:

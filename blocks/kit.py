@@ -51,6 +51,19 @@ def section(text: str, block_id: str | None = None, accessory: dict | None = Non
     return block
 
 
+def coloured_message(text: str, headline: list[dict], body: list[dict], colour: str) -> dict:
+    """A message whose headline is read once, with the rest beside a colour bar.
+
+    Slack shows a message's `text` only when it has no top-level blocks; with text and an
+    attachment alone, a headline in both is read twice. So the headline is the top-level blocks,
+    the rest is one coloured attachment, and `text` is what notifications and screen readers get.
+    """
+    message: dict[str, Any] = {"text": text, "blocks": headline}
+    if body:
+        message["attachments"] = [{"color": colour, "blocks": body}]
+    return message
+
+
 def context(text: str) -> dict:
     return {"type": "context", "elements": [mrkdwn(text)]}
 

@@ -51,7 +51,8 @@ def view(**overrides) -> IncidentView:
 
 
 def blocks_of(message: dict) -> list[dict]:
-    return message["attachments"][0]["blocks"] if "attachments" in message else message["blocks"]
+    """Every block as Slack shows them: the top-level ones, then the attachment's."""
+    return message.get("blocks", []) + [b for a in message.get("attachments", []) for b in a["blocks"]]
 
 
 def action_elements(message: dict) -> list[dict]:
