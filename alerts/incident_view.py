@@ -49,6 +49,9 @@ def incident_view(incident: dict, message: dict | None = None, *, now: datetime 
         now=now,
         rollback=rollback_offer(incident),
         action_note=incident.get("action_note"),
+        members=tuple(incident.get("members") or ()),
+        members_total=incident.get("members_total", 0),
+        members_firing=incident.get("members_firing", 0),
     )
 
 

@@ -86,6 +86,9 @@ class RoutingRuleFields(Strict):
     storm_threshold: int | str | None = Field(
         None, description="new incidents a minute this rule's channel takes one by one before the rest fold into a storm digest, 0–1000 (0: never fold; default PULSER_STORM_THRESHOLD)"
     )
+    group_by: list[str] | str | None = Field(
+        None, description="labels whose values make the alerts this rule matches one incident (Alertmanager's group_by), e.g. [alertname, service]"
+    )
 
 
 class RoutingRuleCreate(RoutingRuleFields):
@@ -113,6 +116,7 @@ class RoutingRuleUpdate(BaseModel):
     runbook_url: str | None = None
     auto_close_minutes: int | str | None = None
     storm_threshold: int | str | None = None
+    group_by: list[str] | str | None = None
 
 
 class RuleMove(Strict):

@@ -24,6 +24,8 @@ Nothing here talks to Slack: messages are rows with a due time that the notifier
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
@@ -60,9 +62,40 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class Grouping:
+    """Alertmanager's `group_by`: the alerts a rule matches that share these labels' values."""
+
+    rule_id: int
+    values: tuple[tuple[str, str], ...]  # (label, value) in the rule's order
+
+    @classmethod
+    def of(cls, rule: routing.RoutingRule, alert: NormalizedAlert) -> "Grouping":
+        labels = matchers.alert_labels(alert)
+        return cls(rule.id, tuple((label, labels.get(label, "")) for label in rule.group_by))
+
+    @property
+    def key(self) -> str:
+        """The incident's group key: the rule and the values, hashed like a problem's key."""
+        encoded = json.dumps(["group_by", self.rule_id, [list(v) for v in self.values]], separators=(",", ":"), ensure_ascii=False)
+        return "group:" + hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+    @property
+    def title(self) -> str:
+        shown = [value for _, value in self.values if value] or [f"rule {self.rule_id}"]
+        return " · ".join(shown)
+
+    def incident_alert(self, alert: NormalizedAlert) -> NormalizedAlert:
+        """The alert as its group's incident sees it: the group's name as the title, the member's
+        title first in the description, and the group's values as the fingerprint."""
+        description = f"Latest: {alert.title}" + (f"\n{alert.description}" if alert.description else "")
+        fingerprint = ", ".join(f"{label}={value}" for label, value in self.values)
+        return dataclasses.replace(alert, title=self.title, description=description, fingerprint=fingerprint)
+
+
+@dataclass(frozen=True)
 class IngestResult:
     incident_id: int | None
-    outcome: str  # opened | repeat | reopened | resolved | suppressed | ignored
+    outcome: str  # opened | repeat | reopened | resolved | member_resolved | suppressed | ignored
     # The alert's own source and severity, for metrics (spike bumps are the incident's, not the alert's).
     source: str = ""
     severity: str = ""
@@ -146,9 +179,15 @@ class AlertPipeline:
         self, conn: asyncpg.Connection, alert: NormalizedAlert, now: datetime, default_channel: str | None = None
     ) -> IngestResult:
         channel = default_channel or self.settings.default_channel
-        key = group_key(alert)
+        member = alert
+        grouping = await self._grouping(conn, alert)
+        key = group_key(alert) if grouping is None else grouping.key
+        if grouping is not None:
+            alert = grouping.incident_alert(alert)  # the group's title; the member keeps its own
         await incidents.lock_group_key(conn, key)
         current = await incidents.latest_for_key(conn, key)
+        if grouping is not None:
+            return await self._decide_grouped(conn, current, key, alert, member, now, channel)
         if alert.status == "resolved":
             return await self._resolve(conn, current, alert, now)
         if current is not None and current["status"] == "firing" and now - current["last_seen"] <= self.settings.group_window:
@@ -158,6 +197,44 @@ class AlertPipeline:
         if current is not None and current["status"] == "firing":
             await self._expire(conn, current, now)
         return await self._open(conn, key, alert, now, channel)
+
+    async def _decide_grouped(
+        self, conn: asyncpg.Connection, current: dict | None, key: str, alert: NormalizedAlert,
+        member: NormalizedAlert, now: datetime, channel: str,
+    ) -> IngestResult:
+        """An alert of a `group_by` rule: its incident is the group's; the alert is one member.
+        A member resolving resolves the incident only when no member still fires."""
+        member_key = group_key(member)
+        if member.status == "resolved":
+            if current is None:
+                return IngestResult(None, "ignored")
+            await incidents.upsert_member(conn, current["id"], member_key, member, status="resolved", now=now)
+            if current["status"] == "firing" and await incidents.firing_members(conn, current["id"]) == 0:
+                return await self._resolve(conn, current, alert, now)
+            await incidents.add_occurrence(conn, current["id"], received_at=now, status="resolved", alert=member.to_json_dict())
+            if current["status"] == "firing":  # one member less firing: the message shows it
+                await incidents.update_incident(conn, current["id"], {"last_seen": max(now, current["last_seen"])}, now=now)
+                await incidents.render_now(conn, current["id"], now=now)
+            return IngestResult(current["id"], "member_resolved")
+        if current is not None and current["status"] == "firing" and now - current["last_seen"] <= self.settings.group_window:
+            result = await self._repeat(conn, current, alert, now, channel)
+        elif current is not None and current["status"] == "resolved" and _resolved_within(current, now, self.settings.group_window):
+            result = await self._reopen(conn, current, alert, now)
+        else:
+            if current is not None and current["status"] == "firing":
+                await self._expire(conn, current, now)
+            result = await self._open(conn, key, alert, now, channel)
+        if result.incident_id is not None:
+            await incidents.upsert_member(conn, result.incident_id, member_key, member, status="firing", now=now)
+        return result
+
+    async def _grouping(self, conn: asyncpg.Connection, alert: NormalizedAlert) -> "Grouping | None":
+        """The group of an alert whose first matching routing rule has `group_by`, else None."""
+        rules = [routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)]
+        for rule in sorted(rules, key=lambda r: r.position):
+            if routing.matches(rule, alert, alert.severity):
+                return Grouping.of(rule, alert) if rule.group_by else None
+        return None
 
     # --- the four paths ----------------------------------------------------------------------------
 

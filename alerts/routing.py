@@ -34,6 +34,8 @@ URL_MAX = 2000
 # The fields a person edits, in the order forms and audit entries show them (storage's columns).
 FIELDS: tuple[str, ...] = routing_rules.EDITABLE
 STORM_THRESHOLD_RANGE = (0, 1000)
+LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+GROUP_BY_MAX = 10
 
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -69,6 +71,7 @@ class RoutingRule:
     runbook_url: str | None = None
     auto_close_minutes: int | None = None
     storm_threshold: int | None = None
+    group_by: tuple[str, ...] = ()
     created_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -78,7 +81,7 @@ class RoutingRule:
     def from_row(cls, row: Mapping[str, Any]) -> "RoutingRule":
         """A rule from a storage row (arrays come as lists, jsonb as a dict)."""
         values = {f.name: row[f.name] for f in fields(cls) if f.name in row}
-        for name in ("envs", "services", "sources"):
+        for name in ("envs", "services", "sources", "group_by"):
             values[name] = tuple(values.get(name) or ())
         values["tags"] = {str(k): str(v) for k, v in (values.get("tags") or {}).items()}
         return cls(**values)
@@ -113,11 +116,14 @@ class RuleSpec:
     # New incidents a minute this rule's channel takes one by one before the rest fold into a
     # storm digest (None: PULSER_STORM_THRESHOLD; 0: never fold).
     storm_threshold: int | None = None
+    # Labels whose values make alerts this rule matches one incident (Alertmanager's group_by);
+    # empty: each problem (source, service, env, fingerprint) is its own incident.
+    group_by: tuple[str, ...] = ()
 
     def as_row(self) -> dict[str, Any]:
         """Column → value for storage: arrays as lists, tags as a plain dict."""
         row = {name: getattr(self, name) for name in FIELDS}
-        for name in ("envs", "services", "sources"):
+        for name in ("envs", "services", "sources", "group_by"):
             row[name] = list(row[name])
         row["tags"] = dict(self.tags)
         return row
@@ -274,6 +280,15 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
     levels = _whole_number_field(data.get("escalation_levels"), "escalation_levels", ESCALATION_LEVELS_RANGE, errors)
     auto_close = _minutes_field(data.get("auto_close_minutes"), "auto_close_minutes", AUTO_CLOSE_RANGE, errors)
     storm_threshold = _whole_number_field(data.get("storm_threshold"), "storm_threshold", STORM_THRESHOLD_RANGE, errors)
+    group_by = _list_field(data.get("group_by"), "group_by", errors, "label names like alertname, service")
+    bad_labels = [label for label in group_by if not LABEL_NAME.fullmatch(label)]
+    if bad_labels and "group_by" not in errors:
+        errors["group_by"] = (
+            f"not a label name: {', '.join(bad_labels[:3])}; label names are letters, digits and _ . - "
+            "(e.g. alertname, service, env)"
+        )
+    elif len(group_by) > GROUP_BY_MAX and "group_by" not in errors:
+        errors["group_by"] = f"at most {GROUP_BY_MAX} labels"
     runbook_url = _url_field(data.get("runbook_url"), errors)
 
     if errors:
@@ -295,6 +310,7 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
         runbook_url=runbook_url,
         auto_close_minutes=auto_close,
         storm_threshold=storm_threshold,
+        group_by=tuple(group_by),
     )
 
 
@@ -508,6 +524,8 @@ def describe_actions(rule: RoutingRule | RuleSpec) -> str:
         parts.append(f"escalate to {person_reference(rule.escalate_to)} after {after}{times}")
     if rule.runbook_url:
         parts.append("runbook")
+    if rule.group_by:
+        parts.append(f"grouped by {', '.join(_escape(label) for label in rule.group_by)}")
     if rule.storm_threshold == 0:
         parts.append("never folds into a storm digest")
     elif rule.storm_threshold is not None:

@@ -122,6 +122,11 @@ class IncidentView:
     now: datetime | None = None
     rollback: RollbackOffer | None = None  # Heroku deploys: offer a Rollback button (admins only)
     action_note: str | None = None  # Pulser's own words on an action's outcome ("Rolled back to v41 by <@U1>")
+    # A group_by incident's alerts (title, service, env, severity, status, count), the shown ones,
+    # how many there are and how many fire; empty for an incident of one problem.
+    members: tuple[dict, ...] = ()
+    members_total: int = 0
+    members_firing: int = 0
 
 
 # --- text helpers ------------------------------------------------------------------------------------
@@ -232,6 +237,8 @@ def incident_message(view: IncidentView) -> dict:
         text = clip_escaped(view.description, DESCRIPTION_SHOWN)
         blocks.append({"type": "section", "block_id": "incident_description", "text": _mrkdwn(text)})
     blocks.append({"type": "section", "block_id": "incident_facts", "fields": _facts(view)})
+    if view.members:
+        blocks.append({"type": "section", "block_id": "incident_members", "text": _mrkdwn(_members_text(view))})
     notes = _state_notes(view)
     if notes:
         blocks.append({"type": "context", "block_id": "incident_state", "elements": [_mrkdwn(n) for n in notes]})
@@ -239,6 +246,21 @@ def incident_message(view: IncidentView) -> dict:
     if actions:
         blocks.append({"type": "actions", "block_id": _actions_block_id(view), "elements": actions})
     return coloured_message(_fallback_text(view), headline, blocks, _colour(view))
+
+
+def _members_text(view: IncidentView) -> str:
+    """The alerts of a group_by incident, firing ones first: the incident resolves when all have."""
+    lines = [f"*Alerts in this group:* {view.members_firing:,} of {view.members_total:,} firing"]
+    for member in view.members:
+        where = clip_escaped(member["service"], 60) if member["service"] else ""
+        if member["env"]:
+            where = f"{where} ({clip_escaped(member['env'], 30)})" if where else f"({clip_escaped(member['env'], 30)})"
+        mark = ":white_check_mark: resolved" if member["status"] == "resolved" else f"{SEVERITY_EMOJI.get(member['severity'], UNKNOWN_SEVERITY_EMOJI)} firing"
+        times = f" ×{member['count']:,}" if member["count"] > 1 else ""
+        lines.append(f"{mark} · {clip_escaped(member['title'], 90)}{' — ' + where if where else ''}{times}")
+    if view.members_total > len(view.members):
+        lines.append(f"… and {view.members_total - len(view.members):,} more")
+    return "\n".join(lines)
 
 
 def _is_resolved(view: IncidentView) -> bool:

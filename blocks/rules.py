@@ -41,6 +41,7 @@ TEXT_FIELDS = (
     "runbook_url",
     "auto_close_minutes",
     "storm_threshold",
+    "group_by",
 )
 SELECT_FIELDS = ("min_severity", "mention_min_severity")
 CHECKBOX_FIELDS = ("continue_matching",)
@@ -254,6 +255,9 @@ def rule_modal(
         _text_input("storm_threshold", "Storm digest after (new incidents a minute)", initial=current("storm_threshold"),
                     placeholder="4", hint="More new incidents a minute than this fold into one digest message. "
                     "0: never fold. Empty: Pulser's default."),
+        _text_input("group_by", "Group by labels", initial=", ".join(rule.group_by) if editing else "",
+                    placeholder="alertname, service", hint="Alerts sharing these labels' values are one incident "
+                    "that lists them and resolves when all have. Empty: one incident per problem."),
     ]
     return {
         "type": "modal",

@@ -101,7 +101,7 @@ class Metrics:
         )
         self.incident_events = Counter(
             "pulser_incident_alerts_total",
-            "Alerts applied to incidents by outcome (opened, repeat, reopened, resolved, suppressed, ignored).",
+            "Alerts applied to incidents by outcome (opened, repeat, reopened, resolved, member_resolved, suppressed, ignored).",
             ["outcome"],
             registry=r,
         )

@@ -558,3 +558,52 @@ async def delivery_backlog(conn: Conn) -> dict[str, int]:
         """
     )
     return dict(row)
+
+
+# --- members of a group_by incident ------------------------------------------------------------------
+
+
+async def upsert_member(conn: Conn, incident_id: int, member_key: str, alert: Any, *, status: str, now: datetime) -> None:
+    """Record one alert of a grouped incident: new, a repeat, or its resolution."""
+    await conn.execute(
+        """
+        INSERT INTO incident_members (incident_id, member_key, title, service, env, severity, status, first_seen, last_seen)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+        ON CONFLICT (incident_id, member_key) DO UPDATE
+           SET title = excluded.title, severity = excluded.severity, status = excluded.status,
+               count = incident_members.count + (excluded.status = 'firing')::int,
+               last_seen = GREATEST(incident_members.last_seen, excluded.last_seen)
+        """,
+        incident_id,
+        member_key,
+        alert.title,
+        alert.service,
+        alert.env,
+        alert.severity,
+        status,
+        now,
+    )
+
+
+async def firing_members(conn: Conn, incident_id: int) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM incident_members WHERE incident_id = $1 AND status = 'firing'", incident_id
+    )
+
+
+async def members_of(conn: Conn, incident_id: int, *, limit: int = 10) -> tuple[list[dict], int, int]:
+    """A grouped incident's members to show (firing first, then the latest), how many in all, and
+    how many fire."""
+    rows = await conn.fetch(
+        """
+        SELECT title, service, env, severity, status, count, last_seen FROM incident_members
+         WHERE incident_id = $1 ORDER BY (status = 'firing') DESC, last_seen DESC LIMIT $2
+        """,
+        incident_id,
+        limit,
+    )
+    totals = await conn.fetchrow(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE status = 'firing') AS firing FROM incident_members WHERE incident_id = $1",
+        incident_id,
+    )
+    return [dict(r) for r in rows], totals["total"], totals["firing"]

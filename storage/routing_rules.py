@@ -13,7 +13,7 @@ import asyncpg
 
 _COLUMNS = """id, position, name, envs, min_severity, services, sources, tags, continue_matching, channel,
     mention, mention_min_severity, escalate_after_minutes, escalate_to, escalation_levels, runbook_url,
-    auto_close_minutes, storm_threshold, created_by, created_at, updated_at, managed_by"""
+    auto_close_minutes, storm_threshold, group_by, created_by, created_at, updated_at, managed_by"""
 
 # What callers set; the order is the order of $2… in the INSERT and UPDATE below.
 EDITABLE: tuple[str, ...] = (
@@ -33,6 +33,7 @@ EDITABLE: tuple[str, ...] = (
     "runbook_url",
     "auto_close_minutes",
     "storm_threshold",
+    "group_by",
 )
 
 
@@ -42,7 +43,7 @@ def _values(fields: dict[str, Any]) -> list[Any]:
     unknown = [c for c in fields if c not in EDITABLE]
     if missing or unknown:
         raise ValueError(f"rule fields: missing {missing}, unknown {unknown}")
-    return [list(fields[c]) if c in ("envs", "services", "sources") else fields[c] for c in EDITABLE]
+    return [list(fields[c]) if c in ("envs", "services", "sources", "group_by") else fields[c] for c in EDITABLE]
 
 
 async def list_rules(conn: asyncpg.Pool | asyncpg.Connection) -> list[dict[str, Any]]:
@@ -73,8 +74,8 @@ async def create_rule(
             INSERT INTO routing_rules (position, name, envs, min_severity, services, sources, tags,
                                        continue_matching, channel, mention, mention_min_severity,
                                        escalate_after_minutes, escalate_to, escalation_levels, runbook_url,
-                                       auto_close_minutes, storm_threshold, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                                       auto_close_minutes, storm_threshold, group_by, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
             RETURNING {_COLUMNS}
             """,
             target,
@@ -92,7 +93,7 @@ async def update_rule(pool: asyncpg.Pool, rule_id: int, fields: dict[str, Any]) 
            SET name = $2, envs = $3, min_severity = $4, services = $5, sources = $6, tags = $7,
                continue_matching = $8, channel = $9, mention = $10, mention_min_severity = $11,
                escalate_after_minutes = $12, escalate_to = $13, escalation_levels = $14, runbook_url = $15,
-               auto_close_minutes = $16, storm_threshold = $17, updated_at = now()
+               auto_close_minutes = $16, storm_threshold = $17, group_by = $18, updated_at = now()
          WHERE id = $1
         RETURNING {_COLUMNS}
         """,

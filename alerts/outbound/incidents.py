@@ -156,6 +156,9 @@ class IncidentNotifier(OutboxLoop):
                 channel=None, ts=None, now=now, debounce=self.debounce,
             )
             return
+        if incident["group_key"].startswith("group:"):  # a group_by incident lists its alerts
+            shown, total, firing = await incidents.members_of(self.pool, incident["id"])
+            incident = {**incident, "members": shown, "members_total": total, "members_firing": firing}
         content = _content(incident, message, now)
         async with self._limit:
             found = None
