@@ -150,10 +150,10 @@ _template_fingerprints: list[str] = []
 # sequences), columns, constraints, functions and triggers.
 _SCHEMA_FINGERPRINT = """
 SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
-    SELECT 'r:' || c.relname || ':' || c.relkind FROM pg_class c
+    SELECT 'r:' || c.relname || ':' || c.relkind::text FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'
     UNION ALL
-    SELECT 'a:' || c.relname || ':' || a.attname || ':' || a.atttypid || ':' || a.attnotnull FROM pg_attribute a
+    SELECT 'a:' || c.relname || ':' || a.attname || ':' || a.atttypid::text || ':' || a.attnotnull::text FROM pg_attribute a
       JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
     UNION ALL
