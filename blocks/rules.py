@@ -61,6 +61,7 @@ class RuleLine:
     name: str
     conditions: str
     actions: str
+    managed: bool = False  # defined by the configuration file: read-only here
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None, confirm: dict | None = None) -> dict:
@@ -88,6 +89,10 @@ def delete_confirm(name: str) -> dict:
 
 def _rule_blocks(rule: RuleLine, total: int) -> list[dict]:
     text = f"*{rule.position}. {escape(rule.name)}*\nWhen {rule.conditions}\n{rule.actions}"
+    if rule.managed:
+        # Edit, Move and Delete would be refused: the file is where this rule changes.
+        text += "\n:lock: _Managed by the config file (`PULSER_CONFIG`): change it there._"
+        return [_section(text, f"rule_{rule.id}")]
     buttons = [_button("Edit", EDIT, str(rule.id))]
     if rule.position > 1:
         buttons.append(_button("Move up", MOVE_UP, str(rule.id)))

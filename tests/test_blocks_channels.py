@@ -29,3 +29,14 @@ def test_the_register_form_does_not_print_the_default_channels_id_in_its_hint():
     channel = next(b for b in view["blocks"] if b.get("block_id") == "channel")
     assert "C0ALERTS" not in channel["hint"]["text"]
     assert channel["element"]["initial_conversation"] == "C0ALERTS"
+
+
+def test_a_rule_the_config_file_manages_is_listed_read_only_with_where_to_change_it():
+    from blocks.rules import RuleLine
+
+    managed = RuleLine(id=1, position=1, name="payments", conditions="any alert", actions="→ #pay", managed=True)
+    mine = RuleLine(id=2, position=2, name="api", conditions="any alert", actions="→ #api")
+    blocks = rules_list([managed, mine], default_channel="C0ALERTS")["blocks"]
+    shown = [b for b in blocks if b.get("block_id") in ("rule_1", "rule_2", "rule_actions_1", "rule_actions_2")]
+    assert [b["block_id"] for b in shown] == ["rule_1", "rule_2", "rule_actions_2"]  # no buttons for the managed one
+    assert "Managed by the config file" in shown[0]["text"]["text"]

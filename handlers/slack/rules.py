@@ -56,7 +56,7 @@ DELETED_MEANWHILE = "This rule was deleted meanwhile; close this form."
 def rule_line(rule: RoutingRule) -> RuleLine:
     return RuleLine(
         id=rule.id, position=rule.position, name=rule.name,
-        conditions=describe_conditions(rule), actions=describe_actions(rule),
+        conditions=describe_conditions(rule), actions=describe_actions(rule), managed=rule.managed_by is not None,
     )
 
 
