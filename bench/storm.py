@@ -3,7 +3,7 @@
 Unlike bench/pipeline.py (which measures raw throughput with the limits off and storms disabled),
 this runs everything as it runs in production: the Slack sandbox enforces Slack's published rate
 limits (sandbox/rate_limits.py) and `pulser run` keeps its defaults (its own pacing, and storm
-digests from the sixth new incident a minute in a channel). Each scenario gets a fresh database
+digests from the fifth new incident a minute in a channel). Each scenario gets a fresh database
 (an embedded Postgres in a temp dir, or a new database on the server DATABASE_URL names), a fresh
 sandbox (so fresh rate-limit buckets) and fresh Pulser processes, and sends open-loop
 (bench/pipeline.py's sender: request i goes at t0 + i/rate whatever earlier ones do). Nothing is

@@ -20,8 +20,9 @@ from storage.workers import claimer_dead
 
 Conn = asyncpg.Pool | asyncpg.Connection
 
-# A digest re-renders no sooner than this after its last render when one of its incidents changes.
-DIGEST_DEBOUNCE = timedelta(seconds=2)
+# A digest is rewritten no sooner than this after its last rewrite: chat.update is Tier 3 (about 50
+# a minute for the workspace), and incident messages need their share of it during a storm.
+DIGEST_DEBOUNCE = timedelta(seconds=3)
 
 # Columns the pipeline and the buttons may change through `update_incident`.
 UPDATABLE = frozenset(

@@ -173,30 +173,47 @@ async def claim_due(
     return [dict(r) for r in rows]
 
 
-async def rendered(
-    pool: asyncpg.Pool, digest_id: int, *, version: int, claimed_until: datetime, channel: str | None, ts: str | None,
-    now: datetime, debounce: timedelta,
+async def after_round(
+    pool: asyncpg.Pool,
+    digest_id: int,
+    *,
+    rendered_version: int,
+    channel: str | None,
+    ts: str | None,
+    rendered_at: datetime | None,
+    names_due: datetime | None,
+    claimed_until: datetime,
+    now: datetime,
+    update_every: timedelta,
 ) -> None:
-    """Like `incidents.message_rendered`: a newer version (folded meanwhile) renders again one
-    debounce later; a reschedule made by someone else meanwhile is kept."""
+    """Record a digest round: what was rendered (`rendered_at` None: the message was left as it
+    was) and when the next round is due — at `names_due` when folded incidents still wait to be
+    named, and when the message is behind (folded into meanwhile) no sooner than `update_every`
+    after its last rewrite: chat.update is Tier 3, shared with every incident message. A
+    reschedule made by someone else meanwhile (a storm declared over) is kept."""
     await pool.execute(
         """
         UPDATE storm_digests
            SET slack_channel = coalesce(slack_channel, $3), slack_ts = coalesce(slack_ts, $4), claimed_by = NULL,
-               rendered_version = GREATEST(rendered_version, $2), last_rendered_at = $5, attempts = 0, last_error = NULL,
+               attempts = 0, last_error = NULL,
+               rendered_version = GREATEST(rendered_version, $2),
+               last_rendered_at = coalesce($5, last_rendered_at),
                render_due_at = CASE
                    WHEN render_due_at IS DISTINCT FROM $7 THEN render_due_at
-                   WHEN version > $2 THEN $5::timestamptz + $6::interval
-                   ELSE NULL END
+                   ELSE LEAST($6, CASE WHEN version > GREATEST(rendered_version, $2)
+                                       THEN GREATEST($8::timestamptz, coalesce($5, last_rendered_at) + $9::interval) END)
+                   END
          WHERE id = $1
         """,
         digest_id,
-        version,
+        rendered_version,
         channel,
         ts,
-        now,
-        debounce,
+        rendered_at,
+        names_due,
         claimed_until,
+        now,
+        update_every,
     )
 
 

@@ -31,6 +31,8 @@ LEASE = timedelta(seconds=60)
 # The metadata event type of Pulser's posts: how a retry finds a post an earlier try made.
 MESSAGE_EVENT = "pulser_incident_message"
 DIGEST_EVENT = "pulser_storm_digest"
+# How soon a digest's next thread reply may name what folded since (the channel's budget paces it too).
+ROLL_CALL_EVERY = timedelta(seconds=1)
 # Transient failures back off 2, 4, 8 … s, capped; a message is given up only after this many.
 MAX_BACKOFF = timedelta(minutes=5)
 MAX_ATTEMPTS = 30
@@ -109,12 +111,19 @@ class IncidentNotifier(OutboxLoop):
             return len(claimed) + len(replies) + len(digests)
 
     async def _render_digest(self, digest: dict, now: datetime) -> None:
-        """Post or update a storm digest, then name in its thread every incident folded since."""
+        """One round of a storm digest: post it, or rewrite it when it is behind and its last
+        rewrite is `DIGEST_DEBOUNCE` old; then name, in its thread, up to NAMED_PER_REPLY
+        incidents folded since. One reply per round, so the rewrites are never held up by a long
+        roll call: every folded incident is named about a second after it folded, and the counts
+        are at most a few seconds behind."""
         claimed_until = now + LEASE
         bound = log.bind(digest_id=digest["id"], channel=digest["channel"])
         channel, ts = digest["slack_channel"], digest["slack_ts"]
+        rendered_at: datetime | None = None
         try:
-            if ts is None or digest["rendered_version"] < digest["version"]:
+            behind = digest["rendered_version"] < digest["version"]
+            rested = digest["last_rendered_at"] is None or now - digest["last_rendered_at"] >= incidents.DIGEST_DEBOUNCE
+            if ts is None or (behind and rested):
                 content = digest_message(digest, await storms.summary(self.pool, digest["id"]), now=now)
                 if ts is None and digest["attempts"] > 1:
                     found = await self.delivery.find_posted(
@@ -131,13 +140,22 @@ class IncidentNotifier(OutboxLoop):
                     bound.warning("storm.digest_posted", ts=ts)
                 else:  # posted before (perhaps by a try that died before it could say so): update it
                     await self.delivery.call("chat.update", channel=channel, ts=ts, **content)
-            await storms.rendered(
-                self.pool, digest["id"], version=digest["version"], claimed_until=claimed_until,
-                channel=channel, ts=ts, now=now, debounce=incidents.DIGEST_DEBOUNCE,
+                rendered_at = now
+            named = await storms.unnamed(self.pool, digest["id"], limit=NAMED_PER_REPLY)
+            if named:
+                try:
+                    await self.delivery.call("chat.postMessage", channel=channel, thread_ts=ts, **roll_call(named))
+                    await storms.mark_named(self.pool, [row["message_id"] for row in named], now=now)
+                except Throttled:
+                    pass  # the channel's budget is spent for now: the next round names them
+                except DeliveryError as exc:  # the digest itself is fine: the next round tries again
+                    bound.warning("storm.roll_call_failed", error=exc.error)
+            waiting = bool(await storms.unnamed(self.pool, digest["id"], limit=1))
+            await storms.after_round(
+                self.pool, digest["id"], rendered_version=digest["version"] if rendered_at else 0, channel=channel,
+                ts=ts, rendered_at=rendered_at, names_due=now + ROLL_CALL_EVERY if waiting else None,
+                claimed_until=claimed_until, now=now, update_every=incidents.DIGEST_DEBOUNCE,
             )
-            while named := await storms.unnamed(self.pool, digest["id"], limit=NAMED_PER_REPLY):
-                await self.delivery.call("chat.postMessage", channel=channel, thread_ts=ts, **roll_call(named))
-                await storms.mark_named(self.pool, [row["message_id"] for row in named], now=now)
         except Throttled as exc:
             retry_at = datetime.now(timezone.utc) + timedelta(seconds=exc.retry_after)
             await storms.retry(self.pool, digest["id"], error=str(exc), retry_at=retry_at, count_attempt=False)
