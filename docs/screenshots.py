@@ -2,7 +2,8 @@
 
 Starts Pulser as `pulser run` does with no Slack tokens (the sandbox, an embedded Postgres in a
 temporary folder, free ports), makes it do what a person trying it would see — `/pulser help`, a
-missed-heartbeat alert, a webhook incident with its buttons, the App Home — and photographs the
+missed-heartbeat alert, a webhook incident with its buttons and its detail, the incident inbox, a
+storm digest, the App Home — and photographs the
 sandbox page in the system's headless Chromium (Debian's `chromium`; Playwright's Python client
 drives it, nothing is downloaded). The PNGs go to docs/images/.
 """
@@ -71,6 +72,18 @@ async def webhook_incident(runtime: Runtime) -> None:
         response.raise_for_status()
 
 
+async def storm(runtime: Runtime, count: int) -> None:
+    """`count` distinct problems at once in one channel: a dependency failing under many services."""
+    services = ("checkout", "search", "payments", "accounts")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.http_port}", timeout=10) as sidecar:
+        for i in range(count):
+            alert = {"title": f"Upstream timeout calling inventory ({i + 1})", "severity": "critical" if i == 6 else "high",
+                     "service": services[i % len(services)], "env": "prod", "fingerprint": f"inventory-{i}"}
+            response = await sidecar.post("/webhooks/generic", content=json.dumps(alert),
+                                          headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}", "Content-Type": "application/json"})
+            response.raise_for_status()
+
+
 async def shoot(runtime: Runtime, chromium: str, out: Path) -> list[Path]:
     from playwright.async_api import async_playwright
 
@@ -111,6 +124,29 @@ async def shoot(runtime: Runtime, chromium: str, out: Path) -> list[Path]:
         await incident.get_by_role("button", name="Investigate").wait_for()
         await incident.scroll_into_view_if_needed()
         await save("sandbox-incident.png")
+
+        async with page.expect_navigation():
+            await incident.get_by_role("button", name="Open").click()
+        await page.get_by_role("dialog").wait_for()
+        await save("sandbox-incident-detail.png")
+        async with page.expect_navigation():
+            await page.get_by_role("dialog").get_by_role("button", name="Close").last.click()
+
+        await page.goto(base + "/?c=C0ALERTS")
+        box = page.locator("#composer input[name=message]")
+        await box.fill("/pulser incidents")
+        async with page.expect_navigation():
+            await box.press("Enter")
+        await page.locator(".msg.eph:not(.cmd)", has_text="Incidents").wait_for()
+        await page.locator(".msg.eph:not(.cmd)", has_text="Incidents").scroll_into_view_if_needed()
+        await save("sandbox-inbox.png")
+
+        await storm(runtime, 12)
+        digest = page.locator(".msg", has_text="Alert storm")
+        await digest.get_by_role("button", name="Show all").wait_for()
+        await page.get_by_text("Upstream timeout calling inventory (12)").first.wait_for()  # named in the digest
+        await digest.scroll_into_view_if_needed()
+        await save("sandbox-storm.png")
 
         async with page.expect_navigation():
             await page.locator("#sidebar").get_by_role("button", name="Pulser").click()

@@ -223,3 +223,18 @@ def test_a_storm_threshold_out_of_range_says_what_is_allowed():
 async def _all_acked(pool, ids) -> bool:
     found = await incidents.get_incidents(pool, ids)
     return len(found) == len(ids) and all(i["acked_by"] for i in found.values())
+
+
+async def test_posts_to_a_channel_by_name_and_by_id_spend_from_one_budget(pool, sandbox):
+    from alerts.outbound.budget import SlackBudget
+    from alerts.outbound.paced_session import paced_session
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    sandbox.add_channel(ALERTS, "ops-alerts")
+    budget = SlackBudget(pool)
+    async with paced_session(budget) as session:
+        client = AsyncWebClient(token="xoxb-test-bot", base_url=sandbox.api_url, session=session)
+        for i in range(8):  # a heartbeat alert by name, an incident by ID, in turn
+            await client.chat_postMessage(channel="#ops-alerts" if i % 2 == 0 else ALERTS, text=f"post {i}")
+    assert len(sandbox.messages[ALERTS]) == 8
+    assert sandbox.rate_limiter.refused["chat.postMessage"] == 0

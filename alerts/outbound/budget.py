@@ -127,9 +127,17 @@ class SlackBudget:
         self._local: dict[str, float] = {}  # scope → theoretical arrival time, when Postgres is away
         self.waited_seconds = 0.0  # for /metrics and the benchmarks: how long calls waited in total
         self.calls = 0
+        # "#ops-alerts" → "C0123": Slack limits a channel, whatever name a call gives it, so a post
+        # by name and one by ID spend from one budget once Slack has said which ID a name is.
+        self.channel_ids: dict[str, str] = {}
+
+    def learn_channel(self, given: str | None, channel_id: object) -> None:
+        if given and isinstance(channel_id, str) and channel_id and given != channel_id:
+            self.channel_ids[given] = channel_id
 
     async def spend(self, method: str, channel: str | None = None) -> None:
         """Take one slot for `method` (in `channel`), waiting for it up to the caller's limit."""
+        channel = self.channel_ids.get(channel, channel) if channel else channel
         budgets = budgets_for(method, channel) if self.enabled else []
         if not budgets:
             return
@@ -148,6 +156,7 @@ class SlackBudget:
 
     async def penalize(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack said 429 anyway: nobody spends from that budget until Retry-After has passed."""
+        channel = self.channel_ids.get(channel, channel) if channel else channel
         budgets = budgets_for(method, channel)
         # The channel's budget when there is one (Slack's per-channel limit), else the method's.
         scope, rate = budgets[-1] if budgets else (method, TIER_3)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
-from alerts.outbound.budget import SlackBudget
+from alerts.outbound.budget import POST_MESSAGE, SlackBudget
 from alerts.outbound.slack import retry_after_seconds
 
 
@@ -38,6 +38,10 @@ def _channel(request: ClientRequest) -> str | None:
     return values[0] if values else None
 
 
+def _is_id(channel: str) -> bool:
+    return channel[:1] in ("C", "G", "D") and channel[1:].isalnum() and channel.upper() == channel
+
+
 def budget_middleware(budget: SlackBudget, on_refused: Callable[[str], None] | None = None):
     refused = on_refused or (lambda method: None)
 
@@ -49,6 +53,11 @@ def budget_middleware(budget: SlackBudget, on_refused: Callable[[str], None] | N
         if response.status == 429:
             refused(method)
             await budget.penalize(method, channel, retry_after_seconds(response.headers))
+        elif method == POST_MESSAGE and channel and channel not in budget.channel_ids and not _is_id(channel):
+            try:  # the answer names the channel's ID: later posts by name spend from its budget
+                budget.learn_channel(channel, (await response.json(content_type=None)).get("channel"))
+            except (ValueError, aiohttp.ClientError, AttributeError):
+                pass
         return response
 
     return pace
