@@ -228,6 +228,21 @@ async def event_retry(
     )
 
 
+async def event_rerouted(pool: asyncpg.Pool, event_id: int, *, channel: str, error: str, now: datetime) -> None:
+    """Slack refuses the event's channel: it goes to `channel` instead, now (not a failed try)."""
+    await pool.execute(
+        """
+        UPDATE platform_events
+           SET slack_channel = $2, render_due_at = $4, last_error = left($3, 2000), attempts = GREATEST(attempts - 1, 0)
+         WHERE id = $1 AND slack_ts IS NULL
+        """,
+        event_id,
+        channel,
+        error,
+        now,
+    )
+
+
 async def event_failed(pool: asyncpg.Pool, event_id: int, *, error: str) -> None:
     """Give up on the message: an error no retry fixes (channel gone, token revoked) or too many tries."""
     await pool.execute(

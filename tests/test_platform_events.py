@@ -291,6 +291,20 @@ async def test_a_channel_slack_refuses_is_given_up_with_the_error_recorded(event
     assert stored["render_due_at"] is None and stored["last_error"] == "slack: channel_not_found"
 
 
+async def test_an_event_whose_routed_channel_refuses_pulser_is_posted_to_the_default_channel(events, notifier, sandbox, pool):
+    sandbox.add_channel("C0DEPLOY", "ops-deploy")
+    await events.set_route("deploy", "C0DEPLOY", "U0ADA")
+    sandbox.fail_next("chat.postMessage", status=200, error="not_in_channel")
+    event = await events.record(validate_event(deploy("started", T0)))
+    await notifier.deliver_due()  # refused in C0DEPLOY
+    await notifier.deliver_due()  # rerouted: posted where Pulser can post
+    [message] = sandbox.messages["C0ALERTS"]
+    assert "deploy" in rendered(message).lower()
+    assert sandbox.messages.get("C0DEPLOY", []) == []
+    stored = await store.get_event(pool, event["id"])
+    assert stored["slack_ts"] == message["ts"]
+
+
 async def test_a_rate_limited_post_is_retried_after_slack_says(events, notifier, sandbox, pool):
     sandbox.fail_next("chat.postMessage", status=429, retry_after=30)
     event = await events.record(validate_event({"event_type": "ci", "status": "passed"}))

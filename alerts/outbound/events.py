@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from alerts.outbound.slack import DeliveryError, SlackDelivery, Throttled
+from alerts.outbound.slack import CHANNEL_ERRORS, DeliveryError, SlackDelivery, Throttled
 from alerts.outbound.incidents import MAX_ATTEMPTS, backoff
 from alerts.outbound.loop import OutboxLoop
 from alerts.platform_events import event_view
@@ -90,6 +90,16 @@ class EventNotifier(OutboxLoop):
             bound.info("event_message.updated")
 
     async def _failed(self, event: dict, exc: DeliveryError, bound) -> None:
+        routed = event["slack_channel"]
+        if exc.error in CHANNEL_ERRORS and event["slack_ts"] is None and routed and routed != self.default_channel:
+            # Its route's channel will not take Pulser's messages (not invited, archived): the
+            # event is told where Pulser can post rather than lost.
+            await store.event_rerouted(
+                self.pool, event["id"], channel=self.default_channel, error=f"slack: {exc.error} in {routed}",
+                now=datetime.now(timezone.utc),
+            )
+            bound.warning("event_message.rerouted", error=exc.error, channel=routed, to=self.default_channel)
+            return
         if exc.permanent or event["attempts"] >= MAX_ATTEMPTS:
             await store.event_failed(self.pool, event["id"], error=f"slack: {exc.error}")
             bound.error("event_message.failed", error=exc.error, channel=event["slack_channel"])
