@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from alerts.applications import expected_text, format_duration
-from alerts.outbound.budget import OverBudget
+from alerts.outbound.budget import OverBudget, waiting_at_most
 from alerts.outbound.loop import OutboxLoop
 from alerts.outbound.slack import (
     AUTH_ERRORS, AUTH_PROBE_FIRST, AUTH_PROBE_LAST, CHANNEL_ERRORS, GONE_ERRORS, retry_after_seconds,
@@ -102,6 +102,8 @@ class HeartbeatNotifier(OutboxLoop):
     # A summary is rewritten no more often than this (chat.update is Tier 3); alerts that arrive
     # meanwhile wait and go in the next update together.
     storm_update_interval: float = 2.0
+    # How long one Slack call may wait for Pulser's budget before its alert is rescheduled.
+    max_budget_wait: float = 1.5
 
     def __init__(
         self,
@@ -133,6 +135,12 @@ class HeartbeatNotifier(OutboxLoop):
         self._auth_refusals = 0  # Slack's token refusals since the last delivery
 
     async def deliver_due(self, limit: int = 500) -> int:
+        # An outbox does not sleep on a spent Slack budget: past a short wait the row is
+        # rescheduled (OverBudget), so one busy channel never holds the others' alerts.
+        with waiting_at_most(self.max_budget_wait):
+            return await self._deliver_round(limit)
+
+    async def _deliver_round(self, limit: int) -> int:
         async with self._lock:
             rows = await notifications.claim_due(
                 self.pool, kinds=notifications.HEARTBEAT_KINDS, limit=limit, worker=self.worker
