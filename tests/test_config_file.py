@@ -155,3 +155,13 @@ def test_pulser_config_is_read_into_the_settings(tmp_path):
     path = tmp_path / "pulser.yml"
     path.write_text(GOOD)
     assert make_settings(PULSER_CONFIG=str(path)).config_path == path
+
+
+def test_the_readme_sample_is_a_file_pulser_config_check_accepts(tmp_path, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Configuration as code"):]
+    sample = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "pulser.yml"
+    path.write_text(sample)
+    assert main(["config", "check", str(path)]) == 0, capsys.readouterr()
+    assert "is valid" in capsys.readouterr().out
