@@ -467,3 +467,21 @@ def test_format_mention(target, formatted):
 
 def test_an_unrecognised_mention_is_shown_but_never_obeyed():
     assert format_mention("bob <!channel") == "bob &lt;!channel"
+
+
+def test_the_headline_is_a_top_level_block_and_not_repeated_beside_the_colour_bar():
+    # Slack shows `text` only when a message has no top-level blocks: text plus an attachment that
+    # repeated the headline was read twice.
+    message = incident_message(view(mention="<!here>"))
+    assert [b["type"] for b in message["blocks"]] == ["section", "header"]
+    assert message["blocks"][0]["text"]["text"] == "<!here>"  # in a block, so it still notifies
+    assert all(b["type"] != "header" for b in message["attachments"][0]["blocks"])
+
+
+def test_a_heartbeat_alert_names_the_app_once():
+    from blocks.heartbeat_alerts import AlertView, alert_message
+
+    message = alert_message(AlertView(app_id=1, app_name="nightly-backup", kind="heartbeat_down", expected="every 1 h", grace="5 min", last_seen_ago="2 h"))
+    blocks = message["blocks"] + message["attachments"][0]["blocks"]
+    shown = " ".join(str(b.get("text") or b.get("elements")) for b in blocks if b["type"] in ("section", "context"))
+    assert shown.count("nightly-backup") == 1  # the headline; the button's confirm dialog names it too
