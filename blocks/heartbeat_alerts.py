@@ -117,17 +117,27 @@ def _actions(view: AlertView) -> list[dict]:
     return actions
 
 
-def _name_sections(names: list[str], block_prefix: str) -> list[dict]:
-    """Every name, comma-separated, in as many sections as Slack's 3,000-character limit needs."""
+# Sections of names one storm summary holds: a message takes 50 blocks, and a few are needed for
+# the headline and labels. Beyond that the summary says how many more (`/pulser apps` lists all).
+NAME_SECTIONS_MAX = 20
+
+
+def _name_sections(names: list[str], block_prefix: str, *, most: int = NAME_SECTIONS_MAX) -> list[dict]:
+    """Every name, comma-separated, in as many sections as Slack's 3,000-character limit needs,
+    up to `most` sections; a last line says how many did not fit."""
     blocks, chunk = [], ""
-    for name in names:
+    for shown, name in enumerate(names):
         piece = escape(name)
         if chunk and len(chunk) + len(piece) + 2 > 2900:
             blocks.append(chunk)
             chunk = ""
+            if len(blocks) == most:
+                blocks[-1] += f" … and {len(names) - shown:,} more (`/pulser apps` lists them)"
+                break
         chunk = f"{chunk}, {piece}" if chunk else piece
-    if chunk:
-        blocks.append(chunk)
+    else:
+        if chunk:
+            blocks.append(chunk)
     return [
         {"type": "section", "block_id": f"{block_prefix}{i}", "text": {"type": "mrkdwn", "text": text}}
         for i, text in enumerate(blocks)

@@ -296,3 +296,47 @@ async def release_held_alerts(conn: asyncpg.Connection, channel: str, errors: Se
         list(ALERT_KINDS),
     )
     return int(result.split()[-1])
+
+
+# The reason a heartbeat alert waits for its storm summary's next rewrite (see alerts.outbound.heartbeats).
+JOINS_STORM = "joins the storm summary's next update"
+
+
+async def defer_many(pool: asyncpg.Pool, notification_ids: list[int], *, wait: timedelta, reason: str) -> None:
+    """Several claimed rows wait `wait`, without using up a try: one statement for a storm's worth."""
+    await pool.execute(
+        """
+        UPDATE notifications
+           SET next_attempt_at = now() + $2::interval, last_error = $3, claimed_by = NULL,
+               attempts = GREATEST(attempts - 1, 0)
+         WHERE id = ANY($1::bigint[]) AND status = 'pending'
+        """,
+        notification_ids,
+        wait,
+        reason,
+    )
+
+
+async def claim_storm_joiners(
+    pool: asyncpg.Pool, channel: str, *, worker: str | None, within: timedelta, lease: timedelta = timedelta(seconds=60)
+) -> list[dict]:
+    """Heartbeat alerts of `channel` waiting for its storm summary's next rewrite (due within
+    `within`): the rewrite being made now takes them all, not one delivery round's worth."""
+    rows = await pool.fetch(
+        f"""
+        UPDATE notifications
+           SET attempts = attempts + 1, next_attempt_at = now() + $4::interval, claimed_by = $3
+         WHERE id IN (
+               SELECT n.id FROM notifications n JOIN applications a ON a.id = n.app_id
+                WHERE n.status = 'pending' AND n.last_error = $5 AND a.channel = $1
+                  AND n.next_attempt_at <= now() + $2::interval
+                  FOR UPDATE OF n SKIP LOCKED)
+        RETURNING {_COLUMNS}
+        """,
+        channel,
+        within,
+        worker,
+        lease,
+        JOINS_STORM,
+    )
+    return [dict(r) for r in rows]

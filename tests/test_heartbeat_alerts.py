@@ -589,3 +589,16 @@ async def test_an_alert_for_a_channel_pulser_is_not_in_is_held_shown_by_default_
 async def _status_is(pool, app, status: str) -> bool:
     row = await current_alert(pool, app)
     return row is not None and row["status"] == status
+
+
+async def test_one_summary_rewrite_takes_every_alert_waiting_for_it_not_one_rounds_worth(pulser, sandbox):
+    await many_down_at_once(pulser, 30)
+    await pulser.notifier.deliver_due(limit=10)  # the summary, naming 10
+    await pulser.notifier.deliver_due(limit=10)  # a moment later: these wait for the next rewrite
+    await pulser.notifier.deliver_due(limit=10)
+    await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE status = 'pending'")
+    pulser.notifier.storm_update_interval = 0
+    await pulser.notifier.deliver_due(limit=5)  # a small round, yet the rewrite takes all 20 waiting
+    [update] = sandbox.calls_to("chat.update")
+    assert message_text(update) == "🚨 30 apps missed their heartbeats"
+    assert await pulser.pool.fetchval("SELECT count(*) FROM notifications WHERE status = 'pending'") == 0

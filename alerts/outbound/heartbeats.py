@@ -200,13 +200,20 @@ class HeartbeatNotifier(OutboxLoop):
             if ongoing is not None:
                 since = (datetime.now(timezone.utc) - ongoing["touched_at"]).total_seconds()
                 if since < self.storm_update_interval:
-                    # The summary changed a moment ago: these wait and join the next update.
-                    for row, _ in group:
-                        await notifications.mark_retry(
-                            self.pool, row["id"], "joins the storm summary's next update", max_attempts=self.max_attempts,
-                            not_before=timedelta(seconds=self.storm_update_interval - since), count_attempt=False,
-                        )
+                    # The summary changed a moment ago: these wait (one statement) and join the
+                    # next rewrite, which takes every alert waiting for it at once.
+                    await notifications.defer_many(
+                        self.pool, ids, wait=timedelta(seconds=self.storm_update_interval - since),
+                        reason=notifications.JOINS_STORM,
+                    )
                     return
+                joiners = await notifications.claim_storm_joiners(
+                    self.pool, channel, worker=self.worker, within=timedelta(seconds=self.storm_update_interval)
+                )
+                if joiners:
+                    joined = await applications.get_applications(self.pool, [r["app_id"] for r in joiners])
+                    group = group + [(r, joined[r["app_id"]]) for r in joiners if r["app_id"] in joined]
+                    ids = [row["id"] for row, _ in group]
                 posted_channel, ts = ongoing["slack_channel"], ongoing["slack_ts"]
                 names, recovered = await notifications.heartbeat_storm_apps(self.pool, posted_channel, ts)
                 names = names + [app.name for _, app in group]
