@@ -25,8 +25,9 @@ from storage import database
 from storage.embedded import EmbeddedPostgres
 from storage.migrations import apply_migrations
 
-# Every answer a sidecar gives in the suite is checked against the OpenAPI document.
-pytest_plugins = ["tests.openapi_conformance"]
+# Every answer a sidecar gives in the suite is checked against the OpenAPI document. The outbound
+# channels' stand-ins (Discord, Teams, GitHub, Twilio, PagerDuty, SMTP) are fixtures for every file.
+pytest_plugins = ["tests.openapi_conformance", "tests.outbound_fixtures"]
 
 # One template per xdist worker: workers sharing a TEST_DATABASE_URL server must not drop each
 # other's template while cloning it.
