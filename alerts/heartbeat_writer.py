@@ -5,7 +5,10 @@ statement at ~100k rows/s. So the HTTP handler does not write: it submits the ev
 the commit of the batch that carries it, and the 200 goes out after that commit. One flusher task
 takes whatever is queued (up to `max_batch`; when idle it waits for the first event and then
 gathers more for at most `max_delay`) and, in one transaction, locks the apps' clocks, runs every
-event through the clock rules in arrival order, and writes clocks, history and outbox rows back.
+event through the clock rules in arrival order, and writes clocks and history back. A `/fail` (or
+non-zero exit code) and a recovery go through the alert pipeline in that same transaction — the
+failure opens the app's incident, the recovery resolves it — so an app's state and its incident
+never disagree, whatever crashes when.
 
 Up to `max_in_flight` batches are written at once (while one waits for Postgres, the next is
 prepared), but a batch only takes its row locks after the batch before it holds its own: an app in
@@ -25,9 +28,11 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from alerts import heartbeat_incidents
 from alerts.applications import effective_status
 from alerts.heartbeat_rules import apply_heartbeat
-from storage import applications, heartbeats, notifications
+from alerts.pipeline import AlertPipeline, IngestResult
+from storage import applications, heartbeats
 from storage.applications import AppClock
 from storage.database import is_database_unavailable
 
@@ -66,31 +71,35 @@ class WriterStopped(RuntimeError):
 
 
 class HeartbeatWriter:
+    # A batch Postgres aborted to break a deadlock (its incidents folding into storm digests in the
+    # opposite order of another transaction's) committed nothing: it is written again at once.
+    deadlock_retries: int = 3
+
     def __init__(
         self,
         pool: asyncpg.Pool,
+        pipeline: AlertPipeline,
         *,
         max_batch: int = 500,
         max_delay: float = 0.002,
         max_in_flight: int = 2,
         on_batch: Callable[[int], None] | None = None,
-        on_notifications: Callable[[], None] | None = None,
     ):
         self.pool = pool
+        self.pipeline = pipeline
         self.max_batch = max_batch
         self.max_delay = max_delay
         self._on_batch = on_batch
-        self._on_notifications = on_notifications
         self._queue: list[tuple[HeartbeatEvent, asyncio.Future]] = []
         self._arrived = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._stopping = False
-        # Counters for metrics and tests: committed batches and the events and outbox rows in them.
+        # Counters for metrics and tests: committed batches, and the events and alerts in them.
         self.batches = 0
         self.events_written = 0
-        self.notifications_enqueued = 0
+        self.alerts_ingested = 0
         self.failed_batches = 0
 
     async def start(self) -> None:
@@ -146,7 +155,7 @@ class HeartbeatWriter:
     async def _flush(self, batch: list[tuple[HeartbeatEvent, asyncio.Future]], locked: asyncio.Event) -> None:
         """Write a batch; a failure fails its waiters, never the writer."""
         try:
-            await self._write(batch, locked)
+            await self._write_retrying(batch, locked)
         except asyncpg.DataError as exc:
             # Data the database refuses (a NUL in a text, a lone surrogate) is one event's fault:
             # halve the batch until it is isolated, so the others still commit.
@@ -168,6 +177,15 @@ class HeartbeatWriter:
         finally:
             locked.set()
 
+    async def _write_retrying(self, batch: list[tuple[HeartbeatEvent, asyncio.Future]], locked: asyncio.Event) -> None:
+        for attempt in range(self.deadlock_retries + 1):
+            try:
+                return await self._write(batch, locked)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == self.deadlock_retries:
+                    raise
+                log.warning("heartbeat_writer.deadlock_retried", size=len(batch), attempt=attempt + 1)
+
     async def _write(self, batch: list[tuple[HeartbeatEvent, asyncio.Future]], locked_event: asyncio.Event) -> None:
         results: list[SubmitResult] = []
         async with self.pool.acquire() as conn:
@@ -177,7 +195,7 @@ class HeartbeatWriter:
                 clocks: dict[UUID, AppClock] = dict(locked)
                 durations: dict[UUID, int] = {}
                 rows: list[heartbeats.HeartbeatRow] = []
-                outbox: list[notifications.NewNotification] = []
+                changes: list[StateChange] = []
                 for event, _ in batch:
                     clock = clocks.get(event.uuid)
                     if clock is None:
@@ -189,32 +207,56 @@ class HeartbeatWriter:
                         durations[event.uuid] = effect.duration_ms
                     rows.append(_history_row(clock.id, event, effect.duration_ms))
                     if effect.notification is not None:
-                        outbox.append(_notification(effect.notification, clock, effect.clock, event))
+                        changes.append(StateChange(effect.notification, clock, event))
                     results.append(SubmitResult(True, _status(effect.clock, event.received_at)))
 
                 changed = [u for u, before in locked.items() if clocks[u] != before]
                 await applications.save_clocks(conn, [(clocks[u], durations.get(u)) for u in changed])
                 await heartbeats.insert_heartbeats(conn, rows)
-                await notifications.enqueue_notifications(conn, outbox)
+                ingested = await self._ingest(conn, changes)
                 woken = [clocks[u].next_deadline for u in changed if _wakes_watcher(locked[u], clocks[u])]
                 if woken:
                     await applications.notify_deadline(conn, min(woken))
             # Committed: answer now, without waiting for the connection's reset on release.
-            self._committed(batch, results, written=len(rows), notified=len(outbox))
+            self._committed(batch, results, written=len(rows), ingested=ingested)
+
+    async def _ingest(self, conn: asyncpg.Connection, changes: list["StateChange"]) -> list[IngestResult]:
+        """Failures open (or reopen) the app's incident, recoveries resolve it, in event order."""
+        if not changes:
+            return []
+        apps = await applications.get_applications(conn, sorted({c.before.id for c in changes}))
+        results = []
+        for change in changes:
+            app, at = apps.get(change.before.id), change.event.received_at
+            if app is None:
+                continue
+            if change.kind == "heartbeat_fail":
+                alert = heartbeat_incidents.failed_alert(
+                    app, exit_code=change.event.exit_code, previous_heartbeat=change.before.last_heartbeat, now=at
+                )
+                result = await self.pipeline.ingest_in(conn, alert, now=at, default_channel=app.channel)
+                await heartbeat_incidents.after_firing(conn, result, now=at)
+            else:  # heartbeat_recovered
+                result = await heartbeat_incidents.recover_in(
+                    self.pipeline, conn, app, down_since=change.before.down_since, now=at
+                )
+            results.append(result)
+        return results
 
     def _committed(
-        self, batch: list[tuple[HeartbeatEvent, asyncio.Future]], results: list[SubmitResult], *, written: int, notified: int
+        self, batch: list[tuple[HeartbeatEvent, asyncio.Future]], results: list[SubmitResult], *, written: int,
+        ingested: list[IngestResult],
     ) -> None:
         self.batches += 1
         self.events_written += written
-        self.notifications_enqueued += notified
+        self.alerts_ingested += len(ingested)
         for (_, future), result in zip(batch, results):
             if not future.done():  # the client may have gone away
                 future.set_result(result)
         if self._on_batch is not None:
             self._on_batch(len(batch))
-        if notified and self._on_notifications is not None:
-            self._on_notifications()
+        if ingested:
+            self.pipeline.after_commit(ingested)  # wakes the incident notifier
 
     def _fail_all(self, exc: Exception) -> None:
         queued, self._queue = self._queue, []
@@ -262,15 +304,11 @@ def _history_row(app_id: int, event: HeartbeatEvent, duration_ms: int | None) ->
     )
 
 
-def _notification(kind: str, before: AppClock, after: AppClock, event: HeartbeatEvent) -> notifications.NewNotification:
-    # A recovery reports when the outage began; a failure, the moment it begins (now).
-    down_since = after.down_since if kind == "heartbeat_fail" else before.down_since
-    return notifications.NewNotification(
-        kind=kind,
-        app_id=before.id,
-        payload={
-            "received_at": event.received_at.isoformat(),
-            "exit_code": event.exit_code,
-            "down_since": down_since.isoformat() if down_since is not None else None,
-        },
-    )
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """An event that changed whether the app is down: `kind` is heartbeat_fail or heartbeat_recovered,
+    `before` the app's clock before it (the outage's start, the previous heartbeat)."""
+
+    kind: str
+    before: AppClock
+    event: HeartbeatEvent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerts.normalized import severity_at_least
-from blocks.incidents import IncidentView, RollbackOffer, format_mention
+from blocks.incidents import IncidentView, PauseOffer, RollbackOffer, format_mention
 
 
 def incident_view(incident: dict, message: dict | None = None, *, now: datetime | None = None) -> IncidentView:
@@ -48,6 +48,7 @@ def incident_view(incident: dict, message: dict | None = None, *, now: datetime 
         suppressed_by=incident["suppressed_by"],
         now=now,
         rollback=rollback_offer(incident),
+        pause=pause_offer(incident),
         action_note=incident.get("action_note"),
         members=tuple(incident.get("members") or ()),
         members_total=incident.get("members_total", 0),
@@ -65,3 +66,12 @@ def rollback_offer(incident: dict) -> RollbackOffer | None:
     except ValueError:
         return None
     return RollbackOffer(app=labels.get("app", incident["service"]), release_id=labels["rollback_target_id"], version=version)
+
+
+def pause_offer(incident: dict) -> PauseOffer | None:
+    """Heartbeat incidents name their app in their labels (set by alerts.heartbeat_incidents)."""
+    labels = incident.get("labels") or {}
+    app_id = labels.get("heartbeat.app_id", "")
+    if incident["source"] != "heartbeat" or not app_id.isdigit():
+        return None
+    return PauseOffer(app_id=int(app_id), app_name=labels.get("heartbeat.app") or incident["service"])

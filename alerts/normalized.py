@@ -1,6 +1,6 @@
 """NormalizedAlert: the one shape every source is turned into before the pipeline sees it.
 
-Sources (Sentry, Alertmanager, GitHub, generic JSON; later Heroku and heartbeats) differ in almost
+Sources (Sentry, Alertmanager, GitHub, generic JSON, Heroku and heartbeats) differ in almost
 everything; grouping, routing, silences and the Slack message only ever look at this dataclass, so
 adding a source never touches them.
 """
@@ -16,8 +16,9 @@ from typing import Any, Mapping
 # Ordered from least to most urgent: routing compares with "severity >= X", spikes bump one level.
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 STATUSES: tuple[str, ...] = ("firing", "resolved")
-# One name per module in alerts/sources/ (Heroku alerts come from alerts/heroku_detection.py).
-SOURCE_NAMES: tuple[str, ...] = ("sentry", "alertmanager", "github", "generic", "heroku")
+# One name per module in alerts/sources/ (Heroku alerts come from alerts/heroku_detection.py, missed
+# and failed heartbeats from alerts/heartbeat_incidents.py).
+SOURCE_NAMES: tuple[str, ...] = ("sentry", "alertmanager", "github", "generic", "heroku", "heartbeat")
 
 
 def severity_rank(severity: str) -> int:

@@ -476,8 +476,8 @@ class AlertPipeline:
 
 @dataclass(frozen=True)
 class Suppressions:
-    """The silences active at `now` and the inhibition rules, read once: a notifier delivering a
-    storm of heartbeat alerts checks each against them without reading them again per alert."""
+    """The silences active at `now` and the inhibition rules, read once, for a caller that checks
+    many label sets against them without reading them again for each."""
 
     now: datetime
     silences: list[dict]

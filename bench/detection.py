@@ -1,14 +1,17 @@
 """How fast a missed heartbeat becomes a Slack message, with many registered apps.
 
 Runs `pulser run` as its own process against the Slack sandbox (started here) and an embedded
-Postgres (started here too, so the apps can be bulk-inserted before Pulser starts). Two scenarios
-per app count:
+Postgres (started here too, so the apps can be bulk-inserted before Pulser starts). A missed
+heartbeat is an incident: the watcher marks the app down and opens it through the alert pipeline
+in one transaction, and the incident notifier posts it. Two scenarios per app count:
 
 1. staggered: `--due` apps have deadlines spread over the next `--spread` seconds, the rest are
-   due far in the future; each alert's delay = time of its chat.postMessage at the sandbox minus
-   its deadline. Prints p50/p90/p99/max.
+   due far in the future; each incident's delay = time of its chat.postMessage at the sandbox minus
+   its app's deadline. Prints p50/p90/p99/max.
 2. at once: `--burst` apps (default 10,000) share one deadline; prints how long until all are
-   marked down in Postgres and until all their alerts were delivered (as storm summaries).
+   marked down (their incidents opened) in Postgres and until every incident was in Slack — its
+   own message, or counted by its channel's storm digest (the first few get messages of their
+   own, the rest fold into the digest and are named in its thread, 50 per reply).
 
     .venv/bin/python bench/detection.py [--apps 10000,100000] [--due 200] [--spread 20] [--burst 10000]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -37,6 +41,16 @@ from storage import database  # noqa: E402
 from storage.embedded import EmbeddedPostgres  # noqa: E402
 from storage.migrations import apply_migrations  # noqa: E402
 
+# An incident message's fallback text: ":large_orange_circle: [HIGH] app-17 missed its heartbeat — app-17".
+MISSED = re.compile(r"\] (app-\d+) missed its heartbeat")
+# Due apps whose incident is in Slack: posted on its own, or folded into a posted digest rendered
+# after it folded.
+DELIVERED = """
+SELECT count(*) FROM incident_messages m LEFT JOIN storm_digests d ON d.id = m.digest_id
+ WHERE m.escalation_of IS NULL AND m.render_due_at IS NULL
+   AND (m.slack_ts IS NOT NULL OR (m.folded AND d.slack_ts IS NOT NULL AND d.last_rendered_at >= m.created_at))
+"""
+
 
 
 
@@ -46,7 +60,9 @@ from storage.migrations import apply_migrations  # noqa: E402
 
 async def insert_apps(pool: asyncpg.Pool, *, total: int, due: int, due_in: float, spread: float) -> None:
     """`total` apps, `due` of them with deadlines spread over [due_in, due_in + spread) seconds."""
-    await pool.execute("TRUNCATE applications, notifications, heartbeats RESTART IDENTITY CASCADE")
+    await pool.execute(
+        "TRUNCATE applications, notifications, heartbeats, incidents, storm_digests, slack_budgets RESTART IDENTITY CASCADE"
+    )
     await pool.execute(
         """
         INSERT INTO applications (uuid, name, expected_interval, grace_period, channel, state,
@@ -84,25 +100,27 @@ async def run_scenario(
         PULSER_HTTP_PORT=str(free_port()), LOG_LEVEL="warning", LOG_FORMAT="json", PYTHONPATH=str(REPO),
         HEARTBEAT_CHECK_INTERVAL="30",
         # The sandbox enforces no limits here, so Pulser need not pace itself. The staggered
-        # scenario measures detection → a message per app, so nothing folds into a storm summary
+        # scenario measures detection → a message per app, so nothing folds into a storm digest
         # (bench/storm.py measures storms); the at-once scenario keeps Pulser's storm default.
         PULSER_SLACK_PACING="0",
         **({} if fold else {"PULSER_STORM_THRESHOLD": "0"}),
     )
     process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], env=env, cwd=REPO)
     try:
-        # Done when every due app is down and its alert delivered (a burst arrives as storm
-        # summaries, so count delivered outbox rows, not Slack posts).
+        # Done when every due app's incident is in Slack: its message posted, or folded into a
+        # storm digest that is posted and shows it (rendered after the last fold).
         deadline_at, last_deadline = min(deadlines.values()), max(deadlines.values())
-        while time.time() < last_deadline + 60:
-            delivered = await pool.fetchval("SELECT count(*) FROM notifications WHERE status = 'sent'")
-            if delivered >= due:
+        while time.time() < last_deadline + 600:
+            if await pool.fetchval(DELIVERED) >= due:
                 break
             if process.poll() is not None:
                 raise RuntimeError("pulser exited")
             await asyncio.sleep(0.05)
         all_down_at = await pool.fetchval("SELECT max(updated_at) FROM applications WHERE state = 'down'")
-        all_sent_at = await pool.fetchval("SELECT max(sent_at) FROM notifications WHERE status = 'sent'")
+        all_sent_at = await pool.fetchval(
+            "SELECT greatest((SELECT max(last_rendered_at) FROM incident_messages WHERE slack_ts IS NOT NULL),"
+            " (SELECT max(last_rendered_at) FROM storm_digests))"
+        )
         kib = memory_kib(process.pid)
         memory = (kib["VmRSS"] / 1024, kib["VmHWM"] / 1024)
     finally:
@@ -111,9 +129,8 @@ async def run_scenario(
     posts = sb.calls_to("chat.postMessage")
     delays = []
     for call in posts:
-        if "Missed heartbeat: " in call.params["text"]:
-            name = call.params["text"].split("Missed heartbeat: ", 1)[1].split(" —", 1)[0]
-            delays.append((call.at - deadlines[name]) * 1000)
+        if (found := MISSED.search(call.params.get("text") or "")) and found.group(1) in deadlines:
+            delays.append((call.at - deadlines[found.group(1)]) * 1000)
     await sb.stop()
     return {
         "posted": len(posts),
@@ -144,9 +161,9 @@ async def main(app_counts: list[int], due: int, spread: float, burst: int) -> No
                 n = min(burst, total)
                 result = await run_scenario(dsn, pool, total=total, due=n, due_in=8.0, spread=0.0, fold=True)
                 print(f"{total:>8} {f'{n} due at once':<22} {result['posted']:>7}   all marked down "
-                      f"{result['all_down_s']:.3f} s after the deadline, all alerts delivered after "
-                      f"{result['all_sent_s']:.2f} s as {result['posted']} storm message(s) "
-                      f"(peak RSS {result['rss'][1]:.0f} MiB)")
+                      f"{result['all_down_s']:.3f} s after the deadline, every incident in Slack after "
+                      f"{result['all_sent_s']:.2f} s in {result['posted']} chat.postMessage calls (own messages, "
+                      f"the storm digest and its roll call) (peak RSS {result['rss'][1]:.0f} MiB)")
         finally:
             await pool.close()
             await server.stop()

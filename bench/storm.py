@@ -15,8 +15,9 @@ Scenarios:
   every tenth critical, the rest high or medium, each its own title and fingerprint.
 * distinct-large: the same with 2,000 alerts over 60 s (only with `--large`: it takes longer).
 * heartbeats: 200 heartbeat apps in one channel whose deadlines fall over 20 s (interval 60 s,
-  grace 5 s; registered in Postgres after Pulser is up, the watcher woken by the NOTIFY a deadline
-  change sends, as a registration through the API would).
+  grace 5 s; registered in Postgres after Pulser is up — with the channel's ID, as registration
+  through Slack or the API stores it — the watcher woken by the NOTIFY a deadline change sends).
+  Each miss is an incident like any other, so these fold into the channel's storm digest.
 * replicas: two `pulser run` processes on one Postgres and one sandbox, the distinct scenario's
   alerts sent round-robin to their two sidecars.
 
@@ -429,8 +430,8 @@ async def register_missing_apps(dsn: str, run_id: str) -> dict[str, float]:
         for name in names:
             spec = validate_application(
                 {"name": name, "expected_interval": HEARTBEAT_INTERVAL, "grace_period": HEARTBEAT_GRACE,
-                 "channel": f"#{ALERT_CHANNEL}"},
-                default_channel=f"#{ALERT_CHANNEL}",
+                 "channel": ALERT_CHANNEL_ID},
+                default_channel=ALERT_CHANNEL_ID,
             )
             ids.append((await applications.create_application(pool, spec, created_by="bench")).id)
         first = datetime.now(timezone.utc) + timedelta(seconds=HEARTBEAT_LEAD)

@@ -30,7 +30,7 @@ HEROKU_SETTINGS = "home_heroku_settings"
 NOTICE_CALLBACK = "home_notice"
 MAX_HOME_BLOCKS = 100  # Slack rejects a Home view with more
 SOURCE_NAMES = {"sentry": "Sentry", "alertmanager": "Alertmanager", "github": "GitHub", "generic": "Generic webhook",
-                "heroku": "Heroku", "events": "Platform events"}
+                "heroku": "Heroku", "events": "Platform events", "heartbeat": "Heartbeats"}
 
 
 def _button(text: str, action_id: str) -> dict:

@@ -31,6 +31,9 @@ RUNBOOK = "incident_runbook"
 SOURCE_LINK = "incident_source_link"
 ROLLBACK = "incident_rollback"
 OPEN = "incident_open"  # the detail modal: timeline, labels, runbook, notes
+# Pause monitoring on a heartbeat incident. The id (and its value, the app's id) is the one heartbeat
+# alerts had before they were incidents, so the button on messages posted back then still works.
+PAUSE_MONITORING = "heartbeat_alert_pause"
 
 SNOOZE_CHOICES: tuple[tuple[int, str], ...] = ((30, "30 min"), (60, "1 hour"), (240, "4 hours"), (1440, "24 hours"))
 SNOOZE_VALUE_PREFIX = "snooze:"
@@ -56,7 +59,8 @@ RESOLVED_COLOR = "#2eb67d"
 UNKNOWN_SEVERITY_EMOJI = ":grey_question:"
 UNKNOWN_SEVERITY_COLOR = "#8d99ae"
 
-SOURCE_NAMES = {"sentry": "Sentry", "alertmanager": "Alertmanager", "github": "GitHub", "generic": "Webhook"}
+SOURCE_NAMES = {"sentry": "Sentry", "alertmanager": "Alertmanager", "github": "GitHub", "generic": "Webhook",
+                "heartbeat": "Heartbeat"}
 
 # --- Slack's limits (a message over any of them is rejected whole) ----------------------------------
 
@@ -90,13 +94,21 @@ class RollbackOffer:
 
 
 @dataclass(frozen=True)
+class PauseOffer:
+    """A heartbeat incident's app, which an admin may stop watching from the message."""
+
+    app_id: int
+    app_name: str
+
+
+@dataclass(frozen=True)
 class IncidentView:
     """One incident as a Slack message shows it; texts are raw (escaped here), user fields are IDs."""
 
     incident_id: int
     title: str
     description: str
-    source: str  # sentry | alertmanager | github | generic
+    source: str  # sentry | alertmanager | github | generic | heroku | heartbeat
     service: str  # may be ""
     env: str  # may be ""
     severity: str  # effective severity
@@ -122,6 +134,7 @@ class IncidentView:
     now: datetime | None = None
     rollback: RollbackOffer | None = None  # Heroku deploys: offer a Rollback button (admins only)
     action_note: str | None = None  # Pulser's own words on an action's outcome ("Rolled back to v41 by <@U1>")
+    pause: PauseOffer | None = None  # a heartbeat incident: offer Pause monitoring (admins only) while firing
     # A group_by incident's alerts (title, service, env, severity, status, count), the shown ones,
     # how many there are and how many fire; empty for an incident of one problem.
     members: tuple[dict, ...] = ()
@@ -378,6 +391,8 @@ def _actions(view: IncidentView) -> list[dict]:
         actions.append(resolve)
         if not view.investigator:
             actions.append(_button(INVESTIGATE, "Investigate", value))
+        if view.pause is not None:
+            actions.append(_pause_button(view.pause))
     if view.rollback is not None:
         # Offered whatever the status: resolving a deploy notice does not make the deploy good.
         actions.append(_rollback_button(view.incident_id, view.rollback))
@@ -425,6 +440,18 @@ def _rollback_button(incident_id: int, offer: RollbackOffer) -> dict:
         "confirm": _plain(f"Roll back to v{offer.version}"),
         "deny": _plain("Cancel"),
         "style": "danger",
+    }
+    return button
+
+
+def _pause_button(offer: PauseOffer) -> dict:
+    button = _button(PAUSE_MONITORING, "Pause monitoring", str(offer.app_id))
+    name = clip_escaped(offer.app_name, 60, 200)
+    button["confirm"] = {
+        "title": _plain("Pause monitoring?"),
+        "text": _mrkdwn(f"No alerts for *{name}* until someone resumes it; this incident is resolved."),
+        "confirm": _plain("Pause"),
+        "deny": _plain("Cancel"),
     }
     return button
 

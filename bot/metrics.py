@@ -65,12 +65,6 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 3, 5),
             registry=r,
         )
-        self.notifications = Counter(
-            "pulser_notifications_total",
-            "Slack notifications by kind and outcome (sent, suppressed, retrying, failed).",
-            ["kind", "outcome"],
-            registry=r,
-        )
         self.heartbeats = Counter(
             "pulser_heartbeats_total",
             "Heartbeat events by kind (success, start, fail) and outcome"

@@ -42,8 +42,8 @@ from alerts.outbound.slack import CHANNEL_ERRORS, SlackDelivery
 from alerts.incident_actions import IncidentActions
 from alerts.integrations import Integrations
 from alerts.outbound.incidents import IncidentNotifier
-from alerts.outbound.heartbeats import HeartbeatNotifier
 from alerts.deploys import Deploys
+from alerts.heartbeat_incidents import HeartbeatIncidents
 from alerts.outbound.events import EventNotifier
 from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
 from alerts.home import HomeRefresher, dashboard_view
@@ -107,7 +107,6 @@ class Runtime:
         self.services: SlackServices | None = None
         self.socket: LedgerSocketModeHandler | None = None
         self.supervisor: ConnectionSupervisor | None = None
-        self.notifier: HeartbeatNotifier | None = None
         self.watcher: HeartbeatWatcher | None = None
         self.self_ping: SelfPing | None = None
         self.pipeline: AlertPipeline | None = None
@@ -184,10 +183,11 @@ class Runtime:
             retention.prune, "interval", minutes=10, id="retention",
             kwargs={"pool": self.pool, "keep_heartbeats": self.settings.heartbeat_history},
         )
-        # Every process watches deadlines (claims are exactly-once across processes); alerts are
-        # delivered by the notifier of a process that holds the Slack connection.
+        # Every process watches deadlines (claims are exactly-once across processes) and opens the
+        # incidents; their messages are delivered by a process that holds the Slack connection.
         self.watcher = HeartbeatWatcher(
             self.pool,
+            _started(self.pipeline, "the alert pipeline"),
             max_sleep=self.settings.heartbeat_check_interval,
             listen=self._listen,
             on_claimed=self._on_missed,
@@ -216,8 +216,8 @@ class Runtime:
         if self.runs_sidecar:
             self.heartbeat_writer = HeartbeatWriter(
                 self.pool,
+                _started(self.pipeline, "the alert pipeline"),
                 on_batch=self.metrics.heartbeat_batch_size.observe,
-                on_notifications=self._heartbeats_changed,
             )
             await self.heartbeat_writer.start()
             app = build_sidecar(
@@ -348,12 +348,6 @@ class Runtime:
         if self.home_refresher is not None:
             self.home_refresher.wake()
 
-    def _heartbeats_changed(self) -> None:
-        if self.notifier is not None:
-            self.notifier.wake()
-        if self.home_refresher is not None:
-            self.home_refresher.wake()
-
     def _incident_posted(self, incident: dict, at: datetime) -> None:
         self.metrics.alert_to_slack.observe(max(0.0, (at - incident["first_seen"]).total_seconds()))
 
@@ -439,17 +433,7 @@ class Runtime:
             max_attempts=self.settings.ledger_max_attempts,
         )
         ledger_worker.register("slack", self.socket.reprocess)
-        self.notifier = HeartbeatNotifier(
-            pool,
-            self.app.client,
-            listen=self._listen,
-            on_outcome=lambda kind, outcome: self.metrics.notifications.labels(kind, outcome).inc(),
-            storm_threshold=self.settings.storm_threshold,
-            storm_quiet=self.settings.storm_quiet_seconds,
-            worker=self.worker_name,
-            default_channel=self.settings.slack_channel,
-        )
-        self.services.notifier = self.notifier
+        self.services.heartbeat_incidents = HeartbeatIncidents(pool, _started(self.pipeline, "the alert pipeline"))
         self.services.incident_actions = self.incident_actions
         self.services.integrations = self.integrations
         self.services.heroku = self.heroku
@@ -461,7 +445,6 @@ class Runtime:
         )
         self.services.home = self.home_refresher
         self.home_refresher.start()
-        self.notifier.start()
         self.delivery = SlackDelivery(
             pool,
             build_delivery_client(slack.bot_token, slack.api_url, self._delivery_session),
@@ -515,8 +498,7 @@ class Runtime:
         return overall_status(report["components"]) == "ok"
 
     def _on_missed(self, count: int) -> None:
-        self.metrics.heartbeats_missed.inc(count)
-        self._heartbeats_changed()
+        self.metrics.heartbeats_missed.inc(count)  # the pipeline woke the notifier and App Home
 
     async def refresh_gauges(self) -> None:
         """Gauges that come from the database are refreshed on a timer, not at scrape time."""
@@ -765,7 +747,7 @@ class Runtime:
             await _bounded("ledger_worker", self._drain_ledger_worker(), timeout=self.drain_timeout + 5)
         if self.socket is not None:
             await _bounded("socket_drain", self._drain_socket(), timeout=self.drain_timeout + 5)
-        for name in ("watcher", "notifier", "incident_notifier", "event_notifier", "home_refresher"):
+        for name in ("watcher", "incident_notifier", "event_notifier", "home_refresher"):
             part = getattr(self, name)
             if part is not None:
                 await _bounded(name, part.stop())

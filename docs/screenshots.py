@@ -111,12 +111,12 @@ async def shoot(runtime: Runtime, chromium: str, out: Path) -> list[Path]:
         await missed_heartbeat(runtime, "nightly-backup")
         await missed_heartbeat(runtime, "invoice-export")
         await page.goto(base + "/?c=C0ALERTS")
-        backup = page.locator(".msg", has_text="Missed heartbeat: nightly-backup")
+        backup = page.locator(".msg", has_text="nightly-backup missed its heartbeat")
         await backup.get_by_role("button", name="Ack").wait_for()
-        await page.locator(".msg", has_text="Missed heartbeat: invoice-export").wait_for()
+        await page.locator(".msg", has_text="invoice-export missed its heartbeat").wait_for()
         async with page.expect_navigation():
             await backup.get_by_role("button", name="Ack").click()
-        await backup.get_by_text("Acknowledged by").wait_for()
+        await backup.get_by_text("Acked by").wait_for()
         await save("sandbox-alert.png")
 
         await webhook_incident(runtime)

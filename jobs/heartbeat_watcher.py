@@ -1,4 +1,4 @@
-"""Marks applications down the moment their deadline (due + grace) passes, and queues the alert.
+"""Marks applications down the moment their deadline (due + grace) passes, and opens their incidents.
 
 The watcher sleeps until the earliest deadline (never longer than HEARTBEAT_CHECK_INTERVAL), and
 wakes early when a deadline earlier than its plan appears: heartbeat writers and edits send
@@ -6,7 +6,10 @@ wakes early when a deadline earlier than its plan appears: heartbeat writers and
 the database's clock, so a skewed application-server clock cannot alert early or late.
 
 Claiming is a conditional update in storage (`up` → `down`, SKIP LOCKED), so any number of
-watchers in any number of processes alert each miss exactly once.
+watchers in any number of processes alert each miss exactly once. Each claimed app's missed-heartbeat
+alert goes through the alert pipeline in the claim's own transaction: a crash can never leave an app
+down without its incident. Claims are made `batch_size` apps at a time, so when thousands of apps
+miss one deadline together the first incidents commit (and reach Slack) while later ones are opened.
 """
 
 from __future__ import annotations
@@ -19,24 +22,32 @@ from typing import Awaitable, Callable
 import asyncpg
 import structlog
 
-from storage import applications, notifications
+from alerts import heartbeat_incidents
+from alerts.heartbeat_incidents import ClaimedApp
+from alerts.pipeline import AlertPipeline, IngestResult
+from storage import applications
 from storage.database import DATABASE_ERRORS, Listener
 
 log = structlog.get_logger(__name__)
 
 
 class HeartbeatWatcher:
-    batch_size: int = 1000
+    batch_size: int = 100
+    # A claim whose transaction Postgres aborted to break a deadlock (two transactions folding
+    # incidents into the same storm digests in opposite order) is simply made again at once.
+    deadlock_retries: int = 3
 
     def __init__(
         self,
         pool: asyncpg.Pool,
+        pipeline: AlertPipeline,
         *,
         max_sleep: float,
         listen: Callable[[], Awaitable[asyncpg.Connection]] | None = None,
         on_claimed: Callable[[int], None] | None = None,
     ):
         self.pool = pool
+        self.pipeline = pipeline
         self._listener = Listener(listen, applications.DEADLINE_CHANNEL, self._on_deadline)
         self.max_sleep = max_sleep
         self.on_claimed = on_claimed or (lambda count: None)
@@ -76,20 +87,45 @@ class HeartbeatWatcher:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Claim every overdue app now; returns how many went down."""
+        """Claim every overdue app now and open its incident; returns how many went down."""
         claimed = 0
         while True:
-            rows = await applications.claim_overdue(self.pool, limit=self.batch_size)
-            claimed += len(rows)
-            for row in rows:
-                log.info("heartbeat.missed", app_id=row["id"], app=row["name"], deadline=row["next_deadline"])
-            if len(rows) < self.batch_size:
+            count = await self._claim_batch()
+            claimed += count
+            if count < self.batch_size:
                 break
         if claimed:
-            await notifications.announce(self.pool)
             self.claimed_total += claimed
             self.on_claimed(claimed)
         return claimed
+
+    async def _claim_batch(self) -> int:
+        for attempt in range(self.deadlock_retries + 1):
+            try:
+                return await self._claim_and_open()
+            except asyncpg.DeadlockDetectedError:
+                if attempt == self.deadlock_retries:
+                    raise
+                log.warning("heartbeat_watcher.deadlock_retried", attempt=attempt + 1)
+        return 0
+
+    async def _claim_and_open(self) -> int:
+        """One transaction: mark up to `batch_size` overdue apps down and ingest their alerts."""
+        results: list[IngestResult] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await applications.claim_overdue(conn, limit=self.batch_size)
+            for row in rows:
+                app = ClaimedApp.from_row(row)
+                alert = heartbeat_incidents.missed_alert(
+                    app, deadline=app.next_deadline, last_heartbeat=app.last_heartbeat, now=app.claimed_at
+                )
+                result = await self.pipeline.ingest_in(conn, alert, now=app.claimed_at, default_channel=app.channel)
+                await heartbeat_incidents.after_firing(conn, result, now=app.claimed_at)
+                results.append(result)
+                log.info("heartbeat.missed", app_id=app.id, app=app.name, deadline=app.next_deadline,
+                         incident_id=result.incident_id, outcome=result.outcome)
+        self.pipeline.after_commit(results)
+        return len(rows)
 
     async def _seconds_until_next_deadline(self) -> float:
         earliest, db_now = await applications.earliest_deadline(self.pool)

@@ -17,7 +17,7 @@ DEADLINE_CHANNEL = "pulser_deadlines"
 
 _COLUMNS = """id, uuid, name, expected_interval, grace_period, schedule, timezone, channel, owner,
     is_active, state, last_heartbeat, last_start, last_duration_ms, due_at, next_deadline, down_since,
-    snoozed_until, alert_channel, alert_ts, created_by, created_at, updated_at"""
+    snoozed_until, created_by, created_at, updated_at"""
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,6 @@ class Application:
     next_deadline: datetime | None
     down_since: datetime | None
     snoozed_until: datetime | None
-    alert_channel: str | None
-    alert_ts: str | None
     created_by: str | None
     created_at: datetime
     updated_at: datetime
@@ -330,13 +328,14 @@ async def earliest_deadline(pool: asyncpg.Pool) -> tuple[datetime | None, dateti
     return row["earliest"], row["db_now"]
 
 
-async def claim_overdue(pool: asyncpg.Pool, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """Mark overdue apps down and queue their alerts, in one statement.
+async def claim_overdue(conn: asyncpg.Connection | asyncpg.Pool, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Mark overdue apps down, earliest deadline first; returns what their alerts need.
 
     The conditional UPDATE is the claim: of two watchers racing, only one moves a row from `up` to
-    `down` (SKIP LOCKED keeps the loser from waiting), so each miss alerts exactly once.
+    `down` (SKIP LOCKED keeps the loser from waiting), so each miss alerts exactly once. The caller
+    opens the apps' incidents in the same transaction (see jobs.heartbeat_watcher).
     """
-    rows = await pool.fetch(
+    rows = await conn.fetch(
         """
         WITH overdue AS (
             SELECT id FROM applications
@@ -344,21 +343,13 @@ async def claim_overdue(pool: asyncpg.Pool, *, limit: int = 1000) -> list[dict[s
              ORDER BY next_deadline
              LIMIT $1
                FOR UPDATE SKIP LOCKED
-        ), down AS (
-            UPDATE applications AS a
-               SET state = 'down', down_since = a.next_deadline, updated_at = now()
-              FROM overdue WHERE a.id = overdue.id
-            RETURNING a.id, a.name, a.next_deadline, a.last_heartbeat
-        ), queued AS (
-            INSERT INTO notifications (kind, app_id, payload)
-            SELECT 'heartbeat_down', id,
-                   jsonb_build_object('deadline', next_deadline, 'last_heartbeat', last_heartbeat)
-              FROM down
-            RETURNING id, app_id
         )
-        SELECT down.id, down.name, down.next_deadline, queued.id AS notification_id
-          FROM down JOIN queued ON queued.app_id = down.id
+        UPDATE applications AS a
+           SET state = 'down', down_since = a.next_deadline, updated_at = now()
+          FROM overdue WHERE a.id = overdue.id
+        RETURNING a.id, a.uuid, a.name, a.channel, a.expected_interval, a.grace_period, a.schedule, a.timezone,
+                  a.next_deadline, a.last_heartbeat, now() AS claimed_at
         """,
         limit,
     )
-    return [dict(r) for r in rows]
+    return sorted((dict(r) for r in rows), key=lambda r: (r["next_deadline"], r["id"]))

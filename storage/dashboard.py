@@ -134,7 +134,7 @@ async def alert_figures(conn: Conn, *, since: datetime, noisy_limit: int) -> dic
 
 async def delivery_figures(conn: Conn, *, sources: Sequence[str], since: datetime) -> dict[str, Any]:
     """When each webhook source last delivered (one index probe per source), when Slack last took
-    a message (the delivery log or the heartbeat outbox, whichever is newer), when a Slack call
+    a message (the delivery log or the notification outbox, whichever is newer), when a Slack call
     last failed and how many failed since `since`."""
     row = await conn.fetchrow(
         """

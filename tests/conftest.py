@@ -223,10 +223,12 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def writer(pool: asyncpg.Pool) -> AsyncIterator:
-    """The sidecar's real batching heartbeat writer on the test's database."""
+    """The sidecar's real batching heartbeat writer on the test's database (failures and
+    recoveries go through a real alert pipeline; SLACK_CHANNEL does not matter to them)."""
     from alerts.heartbeat_writer import HeartbeatWriter
+    from alerts.pipeline import AlertPipeline, PipelineSettings
 
-    writer = HeartbeatWriter(pool)
+    writer = HeartbeatWriter(pool, AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts")))
     await writer.start()
     yield writer
     await writer.stop()

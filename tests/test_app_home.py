@@ -5,16 +5,19 @@ Pulser against the sandbox, alerts through the real pipeline."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from alerts.applications import validate_application
+from alerts.heartbeat_writer import HeartbeatEvent
 from alerts.home import HomeRefresher
 from alerts.normalized import NormalizedAlert
 from blocks.applications import REGISTER_CALLBACK
 from blocks.heroku import CONFIG_CALLBACK
 from blocks.home import EDIT_RULES, HEROKU_SETTINGS, NOTICE_CALLBACK, REGISTER_APP
 from blocks.rules import ADD, ADD_CALLBACK
+from storage import applications
 from tests.conftest import eventually
 
 ADMIN = "U0ADA"  # a workspace admin, as users.info says
@@ -72,6 +75,17 @@ async def test_opening_home_publishes_the_last_24_hours_with_grouping_and_acks(p
     assert "Disk almost full" in text and "*not acknowledged*" in text
 
 
+async def test_a_missed_heartbeat_counts_as_an_alert_received_and_an_incident(pulser, sandbox):
+    spec = validate_application({"name": "billing-cron", "expected_interval": 60, "grace_period": 0}, default_channel="C0OPS")
+    app = await applications.create_application(pulser.pool, spec, created_by=ADMIN)
+    ago = datetime.now(timezone.utc) - timedelta(minutes=5)
+    await pulser.heartbeat_writer.submit(HeartbeatEvent(uuid=app.uuid, kind="success", exit_code=None, received_at=ago))
+    await eventually(lambda: pulser.pool.fetchval("SELECT count(*) FROM incidents WHERE source = 'heartbeat'"), timeout=30)
+    text = view_text(await open_home(sandbox))
+    assert "*Alerts received*\\n1" in text and "*Incidents opened*\\n1" in text
+    assert "*Heartbeats* · 1 alert → 1 incident" in text and "billing-cron missed its heartbeat" in text
+
+
 async def test_a_fresh_install_shows_empty_figures_rather_than_errors(pulser, sandbox):
     text = view_text(await open_home(sandbox))
     assert "*Alerts received*\\n0" in text and "*Mean time to acknowledge*\\n—" in text
@@ -113,7 +127,7 @@ async def test_register_an_app_opens_the_registration_form_and_confirms_in_a_dm(
         "timezone": {"timezone": {"type": "plain_text_input", "value": None}},
     }
     await sandbox.send_view_submission(REGISTER_CALLBACK, values, user_id=ADMIN, view_id=modal["id"])
-    [dm] = await eventually(lambda: sandbox.messages.get(ADMIN))
+    [dm] = await eventually(lambda: sandbox.messages.get(ADMIN), timeout=30)
     assert "nightly-backup" in dm["text"] + json.dumps(dm["blocks"])
 
 

@@ -30,13 +30,12 @@ from alerts.normalized import SEVERITIES, SOURCE_NAMES, NormalizedAlert
 from alerts.routing import RoutingRule, validate_rule
 from blocks import applications as apps_ui
 from blocks import deploys as deploys_ui
-from blocks import heartbeat_alerts as alert_ui
 from blocks import heroku as heroku_ui
 from blocks import home as home_ui
 from blocks import rules as rules_ui
 from blocks import silences as silences_ui
-from blocks.incidents import ROLLBACK
-from storage import applications, notifications, platform_events, routing_rules, silences
+from blocks.incidents import PAUSE_MONITORING, ROLLBACK
+from storage import applications, platform_events, routing_rules, silences
 from tests.conftest import eventually, handled, make_settings
 from tests.fake_heroku import FakeHeroku
 
@@ -141,7 +140,7 @@ class World:
     silence_id: int
     service_id: int  # deploy service "api" (GitHub workflow, requires approval)
     request_id: int  # REQUESTER's deploy of "api", waiting for approval
-    alert: dict  # the posted heartbeat alert of "nightly-backup" (its outbox row)
+    alert: dict  # the posted message of "nightly-backup"'s heartbeat incident: app_id, slack_channel, slack_ts
     deploy_message: dict  # the posted Heroku deploy message with its Rollback button
 
 
@@ -195,8 +194,14 @@ async def world(pulser, sandbox, heroku) -> World:
 
 
 async def _sent_alert(pool, app):
-    rows = [r for r in await notifications.list_for_app(pool, app.id) if r["kind"] in notifications.ALERT_KINDS]
-    return rows[-1] if rows and rows[-1]["status"] == "sent" else None
+    row = await pool.fetchrow(
+        """
+        SELECT m.slack_channel, m.slack_ts FROM incident_messages m JOIN incidents i ON i.id = m.incident_id
+         WHERE i.labels->>'heartbeat.app_id' = $1 AND m.slack_ts IS NOT NULL
+        """,
+        str(app.id),
+    )
+    return {"app_id": app.id, **dict(row)} if row else None
 
 
 async def _outboxes_drained(pool) -> bool:
@@ -223,7 +228,7 @@ def click(action_id: str, value: Callable[[World], str] = lambda w: "", channel:
 
 def click_on_alert(sb, w: World, user: str) -> dict:
     return sb.block_action_envelope(
-        alert_ui.PAUSE, value=str(w.alert["app_id"]), user_id=user,
+        PAUSE_MONITORING, value=str(w.alert["app_id"]), user_id=user,
         channel_id=w.alert["slack_channel"], message_ts=w.alert["slack_ts"],
     )
 

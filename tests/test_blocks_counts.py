@@ -8,7 +8,6 @@ import pytest
 
 from blocks.applications import AppSummary, apps_list
 from blocks.deploys import ServiceSummary, services_list
-from blocks.heartbeat_alerts import storm_message
 from blocks.incidents import IncidentView, investigation_thread
 from blocks.kit import count_noun
 from blocks.status import health_message, status_message
@@ -96,8 +95,3 @@ def test_one_deployable_service_is_one_service():
     service = ServiceSummary(name="api", action="GitHub workflow deploy.yml", default_env="production",
                              requires_approval=False, channel=None)
     assert services_list([service])["text"] == "1 deployable service"
-
-
-def test_a_storm_of_one_app_is_one_app_that_missed_its_heartbeat():
-    assert storm_message(["api"])["text"] == "🚨 1 app missed its heartbeat"
-    assert storm_message(["api", "cron"])["text"] == "🚨 2 apps missed their heartbeats"

@@ -478,10 +478,11 @@ def test_the_headline_is_a_top_level_block_and_not_repeated_beside_the_colour_ba
     assert all(b["type"] != "header" for b in message["attachments"][0]["blocks"])
 
 
-def test_a_heartbeat_alert_names_the_app_once():
-    from blocks.heartbeat_alerts import AlertView, alert_message
+def test_a_heartbeat_incident_offers_pause_monitoring_with_a_confirmation_naming_the_app():
+    from blocks.incidents import PAUSE_MONITORING, PauseOffer
 
-    message = alert_message(AlertView(app_id=1, app_name="nightly-backup", kind="heartbeat_down", expected="every 1 h", grace="5 min", last_seen_ago="2 h"))
-    blocks = message["blocks"] + message["attachments"][0]["blocks"]
-    shown = " ".join(str(b.get("text") or b.get("elements")) for b in blocks if b["type"] in ("section", "context"))
-    assert shown.count("nightly-backup") == 1  # the headline; the button's confirm dialog names it too
+    offer = PauseOffer(app_id=7, app_name="<nightly>-backup")
+    [pause] = [e for e in action_elements(incident_message(view(source="heartbeat", pause=offer))) if e["action_id"] == PAUSE_MONITORING]
+    assert pause["value"] == "7" and "&lt;nightly&gt;-backup" in pause["confirm"]["text"]["text"]
+    resolved = incident_message(view(source="heartbeat", pause=offer, status="resolved", resolved_at=NOW))
+    assert PAUSE_MONITORING not in [e["action_id"] for e in action_elements(resolved)], "nothing to pause once resolved"

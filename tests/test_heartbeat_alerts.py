@@ -1,4 +1,6 @@
-"""Missed heartbeats end to end: the writer, the watcher, the outbox, Slack messages and buttons.
+"""Missed heartbeats end to end: the writer and the watcher open incidents through the alert
+pipeline, and the incident notifier posts them — routed, silenced, folded into storms and resolved
+in place like every incident; Pause monitoring is the button a heartbeat incident adds.
 
 Every heartbeat goes through the running sidecar: over HTTP when it is received now, or through
 the sidecar's own `HeartbeatWriter` (the call its HTTP handler makes) when a test needs a receipt
@@ -17,26 +19,37 @@ import pytest
 
 from alerts.applications import validate_application
 from alerts.heartbeat_writer import HeartbeatEvent
-from blocks.heartbeat_alerts import ACK, PAUSE, SNOOZE
+from alerts.normalized import NormalizedAlert
+from alerts.routing import validate_rule
+from blocks.incidents import ACK, INVESTIGATE, OPEN, PAUSE_MONITORING, RESOLVE, SNOOZE
+from handlers.slack.heartbeat_alerts import OLD_ACK
 from jobs.heartbeat_watcher import HeartbeatWatcher
-from storage import applications, audit, database, heartbeats, notifications
+from storage import applications, audit, database, heartbeats, routing_rules, silences
 from storage.heartbeats import HeartbeatRow
-from tests.conftest import eventually, handled
+from tests.conftest import eventually, handled, make_settings
 
-ALERTS = "C0ALERTS"
+ALERTS = "C0ALERTS"  # the apps' channel (#ops-alerts)
+DEFAULT = "C0DEFAULT"  # SLACK_CHANNEL: where nothing of an app goes unless its own channel refuses Pulser
+THRESHOLD = 4  # PULSER_STORM_THRESHOLD's default
 
 
-@pytest.fixture(autouse=True)
-def alert_channel(sandbox):
+@pytest.fixture
+def settings(database_url, sandbox):
     sandbox.add_channel(ALERTS, "ops-alerts")
+    sandbox.add_channel(DEFAULT, "pulser-default")
     sandbox.set_user("U0ALICE", name="alice", is_admin=True)
     sandbox.set_user("U0BOB", name="bob", is_admin=False)
+    return make_settings(
+        DATABASE_URL=database_url, SLACK_BOT_TOKEN="xoxb-test-bot", SLACK_APP_TOKEN="xapp-test-app",
+        SLACK_API_URL=sandbox.api_url, SLACK_CHANNEL=DEFAULT,
+    )
 
 
 async def register(pool, name="nightly-backup", interval=60, grace=30, **extra):
+    """An app of #ops-alerts, saved by its ID as registration from Slack or the API saves it."""
     spec = validate_application(
-        {"name": name, "expected_interval": interval, "grace_period": grace, "channel": "#ops-alerts", **extra},
-        default_channel="#ops-alerts",
+        {"name": name, "expected_interval": interval, "grace_period": grace, "channel": ALERTS, **extra},
+        default_channel=ALERTS,
     )
     return await applications.create_application(pool, spec, created_by="U0ALICE")
 
@@ -68,17 +81,41 @@ async def delete_message(sandbox, channel: str, ts: str) -> None:
     assert answer.json()["ok"], answer.text
 
 
-def alert_posts(sandbox):
-    return [c for c in sandbox.calls_to("chat.postMessage") if "thread_ts" not in c.params]
+def top_level(sandbox, channel: str = ALERTS) -> list[dict]:
+    return [m for m in sandbox.messages.get(channel, []) if not m.get("thread_ts")]
 
 
-def message_text(call) -> str:
-    return call.params.get("text", "")
+def rendered(message: dict) -> str:
+    return message.get("text", "") + json.dumps([message.get("attachments", []), message.get("blocks", [])])
 
 
-async def current_alert(pool, app):
-    rows = [r for r in await notifications.list_for_app(pool, app.id) if r["kind"] in notifications.ALERT_KINDS]
-    return rows[-1] if rows else None
+def action_ids(message: dict) -> list[str]:
+    blocks = [b for a in message.get("attachments") or [] for b in a.get("blocks") or []]
+    return [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+async def incident_of(pool, app) -> dict | None:
+    row = await pool.fetchrow(
+        "SELECT * FROM incidents WHERE labels->>'heartbeat.app_id' = $1 ORDER BY id DESC LIMIT 1", str(app.id)
+    )
+    return dict(row) if row else None
+
+
+async def posted(pool, app) -> dict | None:
+    """The app's incident message once Slack has it (its channel and ts)."""
+    return await pool.fetchrow(
+        """
+        SELECT m.slack_channel, m.slack_ts, m.incident_id FROM incident_messages m JOIN incidents i ON i.id = m.incident_id
+         WHERE i.labels->>'heartbeat.app_id' = $1 AND m.slack_ts IS NOT NULL AND m.render_due_at IS NULL
+         ORDER BY m.id DESC LIMIT 1
+        """,
+        str(app.id),
+    )
+
+
+async def message_now(pulser, sandbox, app) -> dict:
+    row = await eventually(lambda: posted(pulser.pool, app), timeout=30)
+    return sandbox.state.find_message(row["slack_channel"], row["slack_ts"])
 
 
 async def watcher_ran_again(pulser) -> None:
@@ -86,6 +123,12 @@ async def watcher_ran_again(pulser) -> None:
     before = pulser.watcher.last_run
     pulser.watcher.wake()
     await eventually(lambda: pulser.watcher.last_run is not None and pulser.watcher.last_run != before, timeout=30)
+
+
+async def click(sandbox, message: dict, action_id: str, user: str, value: str):
+    return await sandbox.send_block_action(
+        action_id=action_id, value=value, user_id=user, channel_id=message["channel"], message_ts=message["ts"]
+    )
 
 
 # --- detection ---------------------------------------------------------------------------------
@@ -97,24 +140,42 @@ async def test_an_app_is_not_alerted_before_its_deadline_and_is_right_after(puls
     await heartbeat(pulser, app, at=ago(seconds=88))
     deadline = (await applications.get_application(pulser.pool, app.id)).next_deadline
     [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
-    assert "Missed heartbeat: nightly-backup" in message_text(post)
-    alert = await current_alert(pulser.pool, app)
+    assert "nightly-backup missed its heartbeat" in post.params["text"]
+    incident = await incident_of(pulser.pool, app)
     # The claim's time is the database's clock, the one deadlines are compared with.
-    assert alert["created_at"] >= deadline, "no alert before interval + grace"
+    assert incident["first_seen"] >= deadline, "no incident before interval + grace"
     # The watcher's periodic look comes only every 30 s: a claim this close came from the deadline.
-    assert alert["created_at"] - deadline < timedelta(seconds=15)
+    assert incident["first_seen"] - deadline < timedelta(seconds=15)
     stored = await applications.get_application(pulser.pool, app.id)
     assert (stored.state, stored.down_since) == ("down", deadline)
 
 
-async def test_the_alert_says_when_it_was_last_seen_and_what_was_expected(pulser, sandbox):
+async def test_the_incident_says_when_the_app_was_expected_and_last_seen(pulser, sandbox):
     app = await register(pulser.pool, interval=300, grace=0)
     await heartbeat(pulser, app, at=ago(minutes=12))
-    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
-    assert message_text(post) == "🚨 Missed heartbeat: nightly-backup — last seen 12 min ago, expected every 5 min"
-    assert post.params["channel"] == "#ops-alerts"
-    actions = post.params["attachments"][0]["blocks"][-1]["elements"]
-    assert [a["action_id"] for a in actions] == [ACK, SNOOZE, PAUSE]
+    message = await message_now(pulser, sandbox, app)
+    assert message["text"] == ":large_orange_circle: [HIGH] nightly-backup missed its heartbeat — nightly-backup"
+    assert "Last seen 12 min ago" in rendered(message) and "expected every 5 min, grace 0 s" in rendered(message)
+    assert action_ids(message) == [ACK, SNOOZE, RESOLVE, INVESTIGATE, PAUSE_MONITORING, OPEN]
+
+
+async def test_without_a_routing_rule_the_incident_goes_to_the_apps_channel_not_slack_channel(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    await message_now(pulser, sandbox, app)
+    assert [m["channel"] for m in top_level(sandbox)] == [ALERTS]
+    assert top_level(sandbox, DEFAULT) == []
+
+
+async def test_a_routing_rule_for_the_heartbeat_source_routes_a_missed_heartbeat_to_its_channel(pulser, sandbox):
+    sandbox.add_channel("C0CRON", "cron-pages")
+    rule = validate_rule({"name": "heartbeats", "sources": "heartbeat", "channel": "C0CRON", "mention": "@here"})
+    await routing_rules.create_rule(pulser.pool, rule.as_row(), created_by="U0ALICE")
+    app = await register(pulser.pool, interval=60, grace=0)
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    message = await message_now(pulser, sandbox, app)
+    assert message["channel"] == "C0CRON" and "<!here>" in rendered(message)
+    assert top_level(sandbox) == [], "the rule's channel instead of the app's own"
 
 
 async def test_a_new_deadline_wakes_a_sleeping_watcher(pulser, sandbox):
@@ -133,13 +194,8 @@ async def test_new_and_paused_apps_are_not_watched(pulser, sandbox):
     await applications.set_active(pulser.pool, paused.id, False)
     watched = await register(pulser.pool, name="watched-one", interval=10, grace=0)
     await heartbeat(pulser, watched, at=ago(minutes=5))
-    assert await pulser.watcher.run_once() == 1
-    [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
-    await eventually(lambda: _delivered_or_held(pulser.pool, watched), timeout=30)
-    assert "watched-one" in message_text(post)
-    assert [message_text(p) for p in alert_posts(sandbox)] == [message_text(post)]
-    total = await pulser.pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'heartbeat_down'")
-    assert total == 1
+    assert await HeartbeatWatcher(pulser.pool, pulser.pipeline, max_sleep=1).run_once() == 1
+    assert [r["service"] for r in await pulser.pool.fetch("SELECT service FROM incidents")] == ["watched-one"]
 
 
 async def test_two_watchers_never_alert_the_same_miss_twice(pulser, sandbox, database_url):
@@ -149,11 +205,13 @@ async def test_two_watchers_never_alert_the_same_miss_twice(pulser, sandbox, dat
     await asyncio.gather(*(heartbeat(pulser, app, at=long_ago) for app in apps))
     pools = [await database.create_pool(database_url, max_size=4) for _ in range(2)]
     try:
-        watchers = [HeartbeatWatcher(p, max_sleep=1) for p in pools]
+        watchers = [HeartbeatWatcher(p, pulser.pipeline, max_sleep=1) for p in pools]
+        for w in watchers:
+            w.batch_size = 7  # several claims each, interleaved
         counts = await asyncio.gather(*(w.run_once() for w in watchers for _ in range(3)))
         assert sum(counts) == 40
-        total = await pulser.pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'heartbeat_down'")
-        assert total == 40
+        assert await pulser.pool.fetchval("SELECT count(*) FROM incidents WHERE source = 'heartbeat'") == 40
+        assert await pulser.pool.fetchval("SELECT count(*) FROM alert_occurrences") == 40
     finally:
         for p in pools:
             await p.close()
@@ -164,179 +222,154 @@ async def test_a_fail_signal_alerts_at_once(pulser, sandbox):
     await ping(pulser, app)
     await ping(pulser, app, "/fail")
     [post] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
-    assert message_text(post) == "🚨 nightly-backup reported a failure"
+    assert post.params["text"] == ":large_orange_circle: [HIGH] nightly-backup reported failure — nightly-backup"
+
+
+async def test_a_miss_claimed_in_another_process_reaches_slack_without_waiting_for_a_poll(pulser, sandbox, database_url):
+    first = await register(pulser.pool, name="first-job", interval=60, grace=0)
+    app = await register(pulser.pool, interval=60, grace=0)
+    pulser.incident_notifier.poll_interval = 30  # only a NOTIFY can make it deliver within the test
+    await ping(pulser, first, "/fail")  # one delivery round; from then on it sleeps up to 30 s
+    await message_now(pulser, sandbox, first)
+    await pulser.watcher.stop()
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    other_process = await database.create_pool(database_url, max_size=2)
+    try:
+        from alerts.pipeline import AlertPipeline, PipelineSettings
+
+        elsewhere = AlertPipeline(other_process, PipelineSettings(default_channel=DEFAULT))
+        assert await HeartbeatWatcher(other_process, elsewhere, max_sleep=1).run_once() == 1
+    finally:
+        await other_process.close()
+    await eventually(lambda: any("nightly-backup missed" in m["text"] for m in top_level(sandbox)), timeout=15)
 
 
 # --- recovery ----------------------------------------------------------------------------------
 
 
-async def test_recovery_updates_the_alert_in_place_and_replies_in_its_thread(pulser, sandbox):
+async def test_recovery_resolves_the_incident_in_place_and_replies_in_its_thread(pulser, sandbox):
     app = await register(pulser.pool, interval=300, grace=0)
     await heartbeat(pulser, app, at=ago(minutes=19))
-    alert = await eventually(lambda: _sent_alert(pulser.pool, app), timeout=30)
+    before = await message_now(pulser, sandbox, app)
     await ping(pulser, app)  # the app is back
-    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
-    assert update.params["ts"] == alert["slack_ts"]
-    assert update.params["text"].startswith("✅ nightly-backup recovered after 14 min")
-    assert "actions" not in str(update.params["attachments"]), "a recovered alert has no buttons"
-    replies = await eventually(lambda: [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")], timeout=30)
-    assert replies[0].params["thread_ts"] == alert["slack_ts"]
-    assert "recovered after 14 min" in replies[0].params["text"]
+    after = await eventually(
+        lambda: (m := sandbox.state.find_message(before["channel"], before["ts"])) and "Resolved" in m["text"] and m, timeout=30
+    )
+    assert after["text"].startswith(":white_check_mark: Resolved: [HIGH] nightly-backup missed its heartbeat")
+    assert "is sending heartbeats again: recovered after 14 min" in rendered(after)
+    assert ACK not in action_ids(after) and PAUSE_MONITORING not in action_ids(after), "a resolved incident has no buttons to act"
+    replies = await eventually(lambda: [m for m in sandbox.messages[ALERTS] if m.get("thread_ts") == before["ts"]], timeout=30)
+    assert "recovered after 14 min" in replies[0]["text"]
+    assert len(top_level(sandbox)) == 1
     assert (await applications.get_application(pulser.pool, app.id)).state == "up"
 
 
-async def test_a_recovery_whose_alert_message_was_deleted_is_posted_as_a_new_message(pulser, sandbox):
+async def test_a_miss_after_a_recovery_reopens_the_incident_without_its_recovery_note(pulser, sandbox):
     app = await register(pulser.pool, interval=300, grace=0)
     await heartbeat(pulser, app, at=ago(minutes=19))
-    alert = await eventually(lambda: _sent_alert(pulser.pool, app), timeout=30)
-    await delete_message(sandbox, alert["slack_channel"], alert["slack_ts"])
-
-    await ping(pulser, app)  # the app is back; its alert message is gone
-
-    recovered = await eventually(lambda: [c for c in alert_posts(sandbox) if "recovered" in message_text(c)], timeout=30)
-    assert recovered[0].params["text"].startswith("✅ nightly-backup recovered after 14 min")
-    assert "actions" not in str(recovered[0].params["attachments"]), "a recovered alert has no buttons"
-    rows = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
-    assert [r["status"] for r in rows] == ["sent", "sent"], "the recovery is delivered, not retried or failed"
-    assert len(sandbox.calls_to("chat.update")) == 1, "one try at the old message, then a new post"
+    first = await eventually(lambda: incident_of(pulser.pool, app), timeout=30)
+    await heartbeat(pulser, app, at=ago(minutes=6))  # recovered six minutes ago, due one minute ago
+    again = await eventually(lambda: _reopened(pulser.pool, app), timeout=30)
+    assert again["id"] == first["id"] and again["action_note"] is None
 
 
-async def test_a_snoozed_app_is_marked_down_without_an_alert(pulser, sandbox):
-    app = await register(pulser.pool, interval=60, grace=0)
-    await applications.snooze(pulser.pool, app.id, datetime.now(timezone.utc) + timedelta(hours=1))
-    await heartbeat(pulser, app, at=ago(minutes=5))
-    await eventually(lambda: _state(pulser.pool, app, "down"), timeout=30)
-    rows = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
-    assert [r["status"] for r in rows] == ["suppressed"]
-    assert alert_posts(sandbox) == []
+async def _reopened(pool, app):
+    incident = await incident_of(pool, app)
+    return incident if incident and incident["reopened_count"] == 1 and incident["status"] == "firing" else None
 
 
-async def _state(pool, app, state):
-    return (await applications.get_application(pool, app.id)).state == state
+async def test_a_recovery_whose_message_was_deleted_is_posted_as_a_new_message(pulser, sandbox):
+    app = await register(pulser.pool, interval=300, grace=0)
+    await heartbeat(pulser, app, at=ago(minutes=19))
+    before = await message_now(pulser, sandbox, app)
+    await delete_message(sandbox, before["channel"], before["ts"])
 
+    await ping(pulser, app)  # the app is back; its message is gone
 
-async def _settled(pool, app):
-    rows = await notifications.list_for_app(pool, app.id)
-    return rows if rows and all(r["status"] != "pending" for r in rows) else None
-
-
-async def test_a_failed_slack_post_is_retried(pulser, sandbox):
-    sandbox.fail_next("chat.postMessage", status=200, error="internal_error", times=1)
-    app = await register(pulser.pool, interval=60, grace=0)
-    await heartbeat(pulser, app, at=ago(minutes=5))
-    row = await eventually(lambda: _with_attempts(pulser.pool, app), timeout=30)
-    assert row["status"] == "pending" and "internal_error" in row["last_error"]
-    # Due now instead of after the backoff; the wake stands in for the next poll.
-    await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE id = $1", row["id"])
-    pulser.notifier.wake()
-    await eventually(lambda: _status(pulser.pool, row["id"], "sent"), timeout=30)
-
-
-async def _with_attempts(pool, app):
-    rows = await notifications.list_for_app(pool, app.id)
-    return rows[0] if rows and rows[0]["last_error"] else None
-
-
-async def _status(pool, notification_id, status):
-    return (await notifications.get_notification(pool, notification_id))["status"] == status
+    recovered = await eventually(lambda: [m for m in top_level(sandbox) if "Resolved" in m["text"]], timeout=30)
+    assert "recovered after 14 min" in rendered(recovered[0])
 
 
 # --- buttons -----------------------------------------------------------------------------------
 
 
-async def posted_alert(pulser, sandbox, app):
+async def down_with_message(pulser, sandbox, app) -> dict:
     await heartbeat(pulser, app, at=ago(minutes=5))
-    await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
-    return await eventually(lambda: _sent_alert(pulser.pool, app), timeout=30)
+    return await message_now(pulser, sandbox, app)
 
 
-async def _sent_alert(pool, app):
-    alert = await current_alert(pool, app)
-    return alert if alert and alert["status"] == "sent" else None
+async def test_ack_on_a_heartbeat_incident_updates_it_in_place_and_is_audited(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    message = await down_with_message(pulser, sandbox, app)
+    incident = await incident_of(pulser.pool, app)
+    await click(sandbox, message, ACK, "U0BOB", str(incident["id"]))
+    await eventually(lambda: "Acked by <@U0BOB>" in rendered(sandbox.state.find_message(message["channel"], message["ts"])), timeout=30)
+    [entry] = await audit.list_actions(pulser.pool, target_type="incident", target_id=incident["id"])
+    assert (entry["actor"], entry["action"]) == ("U0BOB", "incident.ack")
 
 
-async def click(sandbox, alert, action_id, user, value, **extra):
-    return await sandbox.send_block_action(
-        action_id=action_id, value=value, user_id=user, channel_id=alert["slack_channel"],
-        message_ts=alert["slack_ts"], **extra,
+async def test_pause_by_an_admin_stops_monitoring_and_resolves_the_incident(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    message = await down_with_message(pulser, sandbox, app)
+    await click(sandbox, message, PAUSE_MONITORING, "U0ALICE", str(app.id))
+    after = await eventually(
+        lambda: (m := sandbox.state.find_message(message["channel"], message["ts"])) and "Resolved" in m["text"] and m, timeout=30
     )
-
-
-async def test_ack_updates_the_alert_in_place_and_is_audited(pulser, sandbox):
-    app = await register(pulser.pool, interval=60, grace=0)
-    alert = await posted_alert(pulser, sandbox, app)
-    await click(sandbox, alert, ACK, "U0BOB", str(app.id))
-    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
-    assert update.params["ts"] == alert["slack_ts"]
-    assert "Acknowledged by <@U0BOB>" in str(update.params["attachments"])
-    assert ACK not in str(update.params["attachments"]), "the Ack button goes once acked"
-    [entry] = await audit.list_actions(pulser.pool, target_type="application", target_id=app.id)
-    assert (entry["actor"], entry["action"]) == ("U0BOB", "heartbeat_alert.ack")
-
-
-async def choose_snooze(sandbox, alert, user, value):
-    """A pick in the Snooze select menu: the sandbox builds a button click; make it a selection."""
-    envelope = sandbox.block_action_envelope(
-        action_id=SNOOZE, user_id=user, channel_id=alert["slack_channel"], message_ts=alert["slack_ts"]
-    )
-    action = envelope["payload"]["actions"][0]
-    action.pop("value", None)
-    action["type"] = "static_select"
-    action["selected_option"] = {"text": {"type": "plain_text", "text": "1 hour"}, "value": value}
-    return await sandbox.send_envelope(envelope)
-
-
-async def test_snooze_sets_the_app_quiet_until_then(pulser, sandbox):
-    app = await register(pulser.pool, interval=60, grace=0)
-    alert = await posted_alert(pulser, sandbox, app)
-    await choose_snooze(sandbox, alert, "U0BOB", f"{app.id}:3600")
-    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
-    assert "Snoozed by <@U0BOB>" in str(update.params["attachments"])
-    stored = await applications.get_application(pulser.pool, app.id)
-    assert timedelta(minutes=59) < stored.snoozed_until - datetime.now(timezone.utc) <= timedelta(hours=1)
-
-
-async def test_a_forged_snooze_value_is_refused(pulser, sandbox):
-    app = await register(pulser.pool, interval=60, grace=0)
-    alert = await posted_alert(pulser, sandbox, app)
-    await choose_snooze(sandbox, alert, "U0BOB", f"{app.id}:99999999")
-    posts = await eventually(lambda: sandbox.response_url_posts, timeout=30)
-    assert "not valid" in str(posts[-1][1])
-    assert (await applications.get_application(pulser.pool, app.id)).snoozed_until is None
-
-
-async def test_pause_by_an_admin_stops_monitoring(pulser, sandbox):
-    app = await register(pulser.pool, interval=60, grace=0)
-    alert = await posted_alert(pulser, sandbox, app)
-    await click(sandbox, alert, PAUSE, "U0ALICE", str(app.id))
-    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
-    assert "Monitoring paused by <@U0ALICE>" in str(update.params["attachments"])
+    assert "Monitoring paused by <@U0ALICE>" in rendered(after) and "Resolved by <@U0ALICE>" in rendered(after)
     assert not (await applications.get_application(pulser.pool, app.id)).is_active
+    incident = await incident_of(pulser.pool, app)
+    assert (incident["status"], incident["resolved_by"]) == ("resolved", "U0ALICE")
+    [entry] = await audit.list_actions(pulser.pool, target_type="application", target_id=app.id)
+    assert (entry["actor"], entry["action"]) == ("U0ALICE", "heartbeat_alert.pause")
 
 
 async def test_pause_by_a_non_admin_is_refused_and_changes_nothing(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
-    alert = await posted_alert(pulser, sandbox, app)
+    message = await down_with_message(pulser, sandbox, app)
     envelope = sandbox.block_action_envelope(
-        PAUSE, value=str(app.id), user_id="U0BOB", channel_id=alert["slack_channel"], message_ts=alert["slack_ts"]
+        PAUSE_MONITORING, value=str(app.id), user_id="U0BOB", channel_id=message["channel"], message_ts=message["ts"]
     )
     await sandbox.send_envelope(envelope)
     posts = await eventually(lambda: sandbox.response_url_posts, timeout=30)
-    assert "Only Pulser admins" in str(posts[-1][1])
+    assert "Only Pulser admins can pause monitoring" in str(posts[-1][1])
     await handled(pulser.pool, envelope)  # the click's listener has returned
     assert (await applications.get_application(pulser.pool, app.id)).is_active
-    assert sandbox.calls_to("chat.update") == []
+    assert (await incident_of(pulser.pool, app))["status"] == "firing"
 
 
-async def test_an_ack_after_recovery_keeps_the_alert_recovered(pulser, sandbox):
-    app = await register(pulser.pool, interval=300, grace=0)
-    alert = await posted_alert(pulser, sandbox, app)
-    await ping(pulser, app)
-    await sandbox.wait_for_call("chat.update", count=1, timeout=30)
-    await click(sandbox, alert, ACK, "U0BOB", str(app.id))
-    updates = await sandbox.wait_for_call("chat.update", count=2, timeout=30)
-    assert updates[-1].params["text"].startswith("✅ nightly-backup recovered")
-    assert "Acknowledged by <@U0BOB>" in str(updates[-1].params["attachments"])
+async def test_a_paused_app_resumed_is_watched_again_from_its_next_heartbeat(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    message = await down_with_message(pulser, sandbox, app)
+    await click(sandbox, message, PAUSE_MONITORING, "U0ALICE", str(app.id))
+    await eventually(lambda: _status(pulser.pool, app, "resolved"), timeout=30)
+    resumed = await applications.set_active(pulser.pool, app.id, True)  # /pulser apps → Resume, or the API
+    assert resumed.state == "new"
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    await eventually(lambda: _status(pulser.pool, app, "firing"), timeout=30)
+
+
+async def _status(pool, app, status: str) -> bool:
+    incident = await incident_of(pool, app)
+    return incident is not None and incident["status"] == status
+
+
+async def test_the_pause_button_of_a_message_posted_before_the_upgrade_still_pauses(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    old = await pulser.app.client.chat_postMessage(channel=ALERTS, text="🚨 Missed heartbeat: nightly-backup")
+    await sandbox.send_block_action(PAUSE_MONITORING, str(app.id), user_id="U0ALICE", channel_id=ALERTS, message_ts=old["ts"])
+    await eventually(lambda: _paused(pulser.pool, app), timeout=30)
+
+
+async def _paused(pool, app) -> bool:
+    return not (await applications.get_application(pool, app.id)).is_active
+
+
+async def test_the_ack_of_a_message_posted_before_the_upgrade_says_where_the_buttons_are(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    old = await pulser.app.client.chat_postMessage(channel=ALERTS, text="🚨 Missed heartbeat: nightly-backup")
+    await sandbox.send_block_action(OLD_ACK, str(app.id), user_id="U0BOB", channel_id=ALERTS, message_ts=old["ts"])
+    posts = await eventually(lambda: sandbox.response_url_posts, timeout=30)
+    assert "before heartbeat alerts became incidents" in str(posts[-1][1])
 
 
 # --- retention ---------------------------------------------------------------------------------
@@ -369,178 +402,75 @@ async def test_retention_keeps_the_newest_heartbeats_of_each_app(pool):
 async def many_down_at_once(pulser, count: int) -> list:
     """`count` apps that all missed their deadline an hour ago, claimed in one watcher round."""
     apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(count)]
-    # Take the runtime's own watcher and notifier loop out: the test runs explicit rounds.
-    await pulser.watcher.stop()
-    await pulser.notifier.stop()
+    await pulser.watcher.stop()  # the test runs the round itself
     long_ago = ago(hours=1)
     await asyncio.gather(*(heartbeat(pulser, app, at=long_ago) for app in apps))
-    assert await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once() == count
+    assert await HeartbeatWatcher(pulser.pool, pulser.pipeline, max_sleep=1).run_once() == count
     return apps
 
 
-async def test_many_apps_down_at_once_become_one_summary_message(pulser, sandbox):
-    await many_down_at_once(pulser, 25)
-    await pulser.notifier.deliver_due()
-    [post] = alert_posts(sandbox)
-    assert message_text(post) == "🚨 25 apps missed their heartbeats"
-    for i in range(25):  # every app is named, not just the first few
-        assert f"worker-{i:02}" in str(post.params["attachments"])
-    statuses = await pulser.pool.fetch("SELECT DISTINCT status, slack_ts FROM notifications")
-    assert len(statuses) == 1 and statuses[0]["status"] == "sent"
+async def settled(pool) -> bool:
+    """Nothing left to post, update or name."""
+    due = await pool.fetchval(
+        "SELECT (SELECT count(*) FROM incident_messages WHERE render_due_at IS NOT NULL)"
+        " + (SELECT count(*) FROM storm_digests WHERE render_due_at IS NOT NULL OR slack_ts IS NULL)"
+        " + (SELECT count(*) FROM incident_messages WHERE folded AND named_at IS NULL)"
+    )
+    return due == 0
 
 
-async def test_apps_going_down_one_after_another_fold_into_one_summary_after_the_first_few(pulser, sandbox):
+async def test_many_apps_down_at_once_are_a_few_posts_and_one_digest_naming_every_app(pulser, sandbox):
+    apps = await many_down_at_once(pulser, 25)
+    await eventually(lambda: settled(pulser.pool), timeout=60)
+    posts = top_level(sandbox)
+    assert len(posts) == THRESHOLD + 1 and sum("Alert storm" in p["text"] for p in posts) == 1
+    said = "\n".join(rendered(m) for m in sandbox.messages[ALERTS])
+    assert all(app.name in said for app in apps), "every app is named: its own message, the digest or its thread"
+    assert sandbox.rate_limiter.refused["chat.postMessage"] == 0
+
+
+async def test_apps_going_down_one_after_another_fold_into_one_digest_after_the_first_few(pulser, sandbox):
     await pulser.watcher.stop()
-    await pulser.notifier.stop()
-    pulser.notifier.storm_update_interval = 0  # every round may rewrite the summary (no waiting here)
-    apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(12)]
+    watcher = HeartbeatWatcher(pulser.pool, pulser.pipeline, max_sleep=1)
+    apps = [await register(pulser.pool, name=f"worker-{i:02}", interval=60, grace=0) for i in range(10)]
     for app in apps:  # a rolling storm: one app per watcher round
         await heartbeat(pulser, app, at=ago(hours=1))
-        assert await HeartbeatWatcher(pulser.pool, max_sleep=1).run_once() == 1
-        await pulser.notifier.deliver_due()
-    threshold = pulser.notifier.storm_threshold
-    assert len(alert_posts(sandbox)) == threshold + 1
-    summary = [m for m in sandbox.messages[ALERTS] if not m.get("thread_ts")][-1]  # as it reads now
-    assert summary["text"] == f"🚨 {12 - threshold} apps missed their heartbeats"
-    for app in apps[threshold:]:
-        assert app.name in json.dumps(summary["attachments"])
-    assert sandbox.rate_limiter.refused["chat.postMessage"] == 0
+        assert await watcher.run_once() == 1
+    await eventually(lambda: settled(pulser.pool), timeout=60)
+    posts = top_level(sandbox)
+    assert [p["text"].split("] ")[-1] for p in posts[:THRESHOLD]] == [
+        f"{app.name} missed its heartbeat — {app.name}" for app in apps[:THRESHOLD]
+    ]
+    assert len(posts) == THRESHOLD + 1 and "Alert storm" in posts[-1]["text"]
 
 
-async def test_a_storm_summary_slack_keeps_rate_limiting_is_held_not_given_up(pulser, sandbox):
-    await many_down_at_once(pulser, 12)
-    sandbox.fail_next("chat.postMessage", status=429, retry_after=1, times=200)
-    for _ in range(3):  # each round the client waits out a few 429s, then hands the alerts back
-        await pulser.notifier.deliver_due()
-        await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now()")
-    rows = await pulser.pool.fetch("SELECT status, attempts FROM notifications")
-    assert {r["status"] for r in rows} == {"pending"}, "a rate limit never gives an alert up"
-    assert max(r["attempts"] for r in rows) == 0, "waiting for Slack uses up none of an alert's tries"
-    sandbox.state.failures.clear()
-    await pulser.notifier.deliver_due()
-    [summary] = [m for m in sandbox.messages.get(ALERTS, []) if not m.get("thread_ts")]
-    assert summary["text"] == "🚨 12 apps missed their heartbeats"
-
-
-async def test_a_recovery_after_a_storm_is_shown_in_the_summary_in_place(pulser, sandbox):
+async def test_a_recovery_of_an_app_in_a_storm_updates_the_digest_not_the_channel(pulser, sandbox):
     apps = await many_down_at_once(pulser, 12)
-    await pulser.notifier.deliver_due()
-    await ping(pulser, apps[3])
-    await pulser.notifier.deliver_due()
-    [update] = sandbox.calls_to("chat.update")
-    shown = json.dumps(update.params["attachments"])
-    assert "Recovered (1)" in shown and "worker-03" in shown.split("Recovered (1)")[1]
-    assert "Still down (11)" in shown
-    assert [c for c in sandbox.calls_to("chat.postMessage") if c.params.get("thread_ts")] == []
+    await eventually(lambda: settled(pulser.pool), timeout=60)
+    posts_before = len(top_level(sandbox))
+    await ping(pulser, apps[-1])  # folded into the digest
+    digest = await pulser.pool.fetchrow("SELECT slack_channel, slack_ts FROM storm_digests")
+    await eventually(lambda: "*Resolved* 1" in rendered(sandbox.state.find_message(digest["slack_channel"], digest["slack_ts"])), timeout=30)
+    assert len(top_level(sandbox)) == posts_before
 
 
-async def test_later_rounds_of_a_storm_update_the_same_summary(pulser, sandbox):
-    await many_down_at_once(pulser, 30)
-    pulser.notifier.storm_update_interval = 0  # the second round may rewrite the summary at once
-    await pulser.notifier.deliver_due(limit=15)  # two rounds of 15
-    await pulser.notifier.deliver_due(limit=15)
-    [post] = alert_posts(sandbox)
-    [update] = sandbox.calls_to("chat.update")
-    assert message_text(update) == "🚨 30 apps missed their heartbeats"
-    assert await pulser.pool.fetchval("SELECT count(DISTINCT slack_ts) FROM notifications") == 1
+# --- silences and inhibition -----------------------------------------------------------------------
 
 
-async def test_alerts_arriving_right_after_a_summary_update_wait_and_join_the_next_one(pulser, sandbox):
-    await many_down_at_once(pulser, 30)
-    await pulser.notifier.deliver_due(limit=15)
-    await pulser.notifier.deliver_due(limit=15)  # within storm_update_interval of the post: deferred
-    assert sandbox.calls_to("chat.update") == []
-    waiting = await pulser.pool.fetch("SELECT status, attempts FROM notifications WHERE status = 'pending'")
-    assert len(waiting) == 15 and {r["attempts"] for r in waiting} == {0}
-    await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE status = 'pending'")
-    pulser.notifier.storm_update_interval = 0
-    await pulser.notifier.deliver_due()
-    [update] = sandbox.calls_to("chat.update")
-    assert message_text(update) == "🚨 30 apps missed their heartbeats"
-
-
-async def test_an_alert_enqueued_by_another_process_is_delivered_without_waiting_for_a_poll(pulser, sandbox, database_url):
-    first = await register(pulser.pool, name="first-job", interval=60, grace=0)
-    app = await register(pulser.pool, interval=60, grace=0)
-    pulser.notifier.poll_interval = 30  # only a NOTIFY can make it deliver within the test
-    # One delivery round after the change: from then on the notifier sleeps up to 30 s between polls.
-    await ping(pulser, first, "/fail")
-    await eventually(lambda: _sent_alert(pulser.pool, first), timeout=30)
-    other_process = await database.create_pool(database_url, max_size=1)
-    try:
-        async with other_process.acquire() as conn, conn.transaction():
-            await notifications.enqueue_notifications(
-                conn, [notifications.NewNotification("heartbeat_fail", app.id, {"received_at": datetime.now(timezone.utc).isoformat()})]
-            )
-    finally:
-        await other_process.close()
-    posts = await sandbox.wait_for_call("chat.postMessage", count=2, timeout=30)
-    assert message_text(posts[-1]) == "🚨 nightly-backup reported a failure"
-
-
-async def test_more_alerts_than_a_channel_takes_at_once_are_each_posted_once_at_slacks_pace(pulser, sandbox):
-    apps = await many_down_at_once(pulser, pulser.notifier.storm_threshold)  # one short of a storm
-    await pulser.notifier.deliver_due()
-    posted = sorted(message["text"] for message in sandbox.messages[ALERTS])
-    assert posted == sorted(f"🚨 Missed heartbeat: {app.name} — last seen 1 h ago, expected every 1 min" for app in apps)
-    # The channel takes a burst, then 1 a second: Pulser spends its budget first, so Slack never refuses.
-    assert sandbox.rate_limiter.refused["chat.postMessage"] == 0
-    statuses = await pulser.pool.fetch("SELECT status, attempts FROM notifications")
-    assert {(r["status"], r["attempts"]) for r in statuses} == {("sent", 1)}
-
-
-async def test_an_alert_slack_keeps_rate_limiting_is_held_not_given_up(pulser, sandbox):
-    pulser.notifier.max_attempts = 1  # any error that counted as an attempt would fail it at once
-    # The first try and each of the client's retries (it waits Retry-After in between) are refused.
-    sandbox.fail_next("chat.postMessage", status=429, retry_after=1, times=4)
-    app = await register(pulser.pool, interval=60, grace=0)
-    await heartbeat(pulser, app, at=ago(minutes=5))
-    row = await eventually(lambda: _with_attempts(pulser.pool, app), timeout=60)
-    assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 0, "slack: ratelimited")
-    # Due now instead of after the backoff; the wake stands in for the next poll.
-    await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE id = $1", row["id"])
-    pulser.notifier.wake()
-    await eventually(lambda: _status(pulser.pool, row["id"], "sent"), timeout=30)
-    assert [m["text"] for m in sandbox.messages[ALERTS]] == ["🚨 Missed heartbeat: nightly-backup — last seen 5 min ago, expected every 1 min"]
-
-
-async def test_an_error_no_retry_can_fix_fails_the_alert_at_once_and_shows_in_health(pulser, sandbox):
-    # The message itself is refused (a channel refusing Pulser is held instead: see the end of the file).
-    sandbox.fail_next("chat.postMessage", status=200, error="invalid_blocks", times=1)
-    app = await register(pulser.pool, interval=60, grace=0)
-    await heartbeat(pulser, app, at=ago(minutes=5))
-    row = await eventually(lambda: _settled(pulser.pool, app), timeout=30)
-    assert [(r["status"], r["attempts"], r["last_error"]) for r in row] == [("failed", 1, "slack: invalid_blocks")]
-    health = await pulser.health_report()
-    assert health["components"]["slack_delivery"]["failed"] == 1
-
-
-# --- silences and inhibition -------------------------------------------------------------------------
-
-
-async def test_a_silence_on_the_app_holds_back_its_missed_heartbeat_alert(pulser, sandbox):
-    from storage import silences
-
+async def test_a_silence_on_the_app_holds_back_its_missed_heartbeat(pulser, sandbox):
     app = await register(pulser.pool, name="billing-cron", interval=60, grace=0)
     await silences.create_silence(
         pulser.pool, matchers=[{"name": "app", "op": "=", "value": "billing-cron"}], starts_at=None,
         ends_at=datetime.now(timezone.utc) + timedelta(hours=1), comment="migration", created_by="U0ALICE",
     )
-    await ping(pulser, app, "/fail")
-    row = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=30)
-    assert row["status"] == "suppressed" and row["last_error"].startswith("silence:")
-    assert alert_posts(sandbox) == []
-
-
-async def _delivered_or_held(pool, app):
-    row = await current_alert(pool, app)
-    return row if row and row["status"] != "pending" else None
+    await heartbeat(pulser, app, at=ago(minutes=5))
+    incident = await eventually(lambda: incident_of(pulser.pool, app), timeout=30)
+    assert incident["suppressed_by"].startswith("silence:")
+    await eventually(lambda: settled(pulser.pool), timeout=30)
+    assert sandbox.calls_to("chat.postMessage") == []
 
 
 async def test_a_firing_incident_can_inhibit_the_same_apps_heartbeat_alert(pulser, sandbox):
-    from alerts.normalized import NormalizedAlert
-    from storage import silences
-
     await silences.create_inhibition_rule(
         pulser.pool, name="crash hides heartbeat", created_by="api", equal=["app"],
         source_matchers=[{"name": "kind", "op": "=", "value": "crash"}],
@@ -555,50 +485,25 @@ async def test_a_firing_incident_can_inhibit_the_same_apps_heartbeat_alert(pulse
     other = await register(pulser.pool, name="other-cron", interval=60, grace=0)
     await ping(pulser, app, "/fail")
     await ping(pulser, other, "/fail")
-    held = await eventually(lambda: _delivered_or_held(pulser.pool, app), timeout=30)
-    assert held["status"] == "suppressed" and held["last_error"].startswith("inhibition:")
-    sent = await eventually(lambda: _delivered_or_held(pulser.pool, other), timeout=30)
-    assert sent["status"] == "sent"
+    held = await incident_of(pulser.pool, app)
+    assert held["suppressed_by"].startswith("inhibition:")
+    await message_now(pulser, sandbox, other)
 
 
 # --- a channel that will not take Pulser's messages yet ----------------------------------------------
 
 
-async def test_an_alert_for_a_channel_pulser_is_not_in_is_held_shown_by_default_and_posted_once_invited(pulser, sandbox):
+async def test_an_incident_for_a_channel_pulser_is_not_in_is_held_shown_by_default_and_posted_once_invited(pulser, sandbox):
     sandbox.add_channel("C0PAY", "payments")
     app = await register(pulser.pool, name="payments-sync", interval=60, grace=0, channel="C0PAY")
     sandbox.fail_next("chat.postMessage", status=200, error="not_in_channel", times=1)
     await heartbeat(pulser, app, at=ago(minutes=5))
 
-    shown = await eventually(
-        lambda: [m for m in sandbox.messages.get(ALERTS, []) if "payments-sync" in m.get("text", "")], timeout=30
-    )
-    assert "cannot post in" in shown[0]["text"], "meanwhile the alert itself is in the default channel, saying why"
-    row = await current_alert(pulser.pool, app)
-    assert row["status"] == "pending" and row["last_error"] == "slack: not_in_channel", "held, not given up"
+    shown = await eventually(lambda: [m for m in top_level(sandbox, DEFAULT) if "payments-sync missed" in m["text"]], timeout=30)
+    assert len(shown) == 1, "meanwhile the incident itself is in SLACK_CHANNEL"
+    held = await pulser.pool.fetchrow("SELECT slack_ts, last_error FROM incident_messages WHERE channel = 'C0PAY'")
+    assert (held["slack_ts"], held["last_error"]) == (None, "slack: not_in_channel"), "held, not given up"
 
     await sandbox.send_event({"type": "member_joined_channel", "user": sandbox.bot_user_id, "channel": "C0PAY"})
-    delivered = await eventually(
-        lambda: [m for m in sandbox.messages.get("C0PAY", []) if "payments-sync" in m.get("text", "")], timeout=30
-    )
+    delivered = await eventually(lambda: [m for m in top_level(sandbox, "C0PAY") if "payments-sync" in m["text"]], timeout=30)
     assert len(delivered) == 1
-    await eventually(lambda: _status_is(pulser.pool, app, "sent"), timeout=30)
-    assert len([m for m in sandbox.messages.get(ALERTS, []) if "payments-sync" in m.get("text", "")]) == 1
-
-
-async def _status_is(pool, app, status: str) -> bool:
-    row = await current_alert(pool, app)
-    return row is not None and row["status"] == status
-
-
-async def test_one_summary_rewrite_takes_every_alert_waiting_for_it_not_one_rounds_worth(pulser, sandbox):
-    await many_down_at_once(pulser, 30)
-    await pulser.notifier.deliver_due(limit=10)  # the summary, naming 10
-    await pulser.notifier.deliver_due(limit=10)  # a moment later: these wait for the next rewrite
-    await pulser.notifier.deliver_due(limit=10)
-    await pulser.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE status = 'pending'")
-    pulser.notifier.storm_update_interval = 0
-    await pulser.notifier.deliver_due(limit=5)  # a small round, yet the rewrite takes all 20 waiting
-    [update] = sandbox.calls_to("chat.update")
-    assert message_text(update) == "🚨 30 apps missed their heartbeats"
-    assert await pulser.pool.fetchval("SELECT count(*) FROM notifications WHERE status = 'pending'") == 0

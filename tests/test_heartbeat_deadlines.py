@@ -17,6 +17,7 @@ import pytest
 
 from alerts.applications import clock_after_edit, validate_application
 from alerts.heartbeat_writer import HeartbeatEvent, HeartbeatWriter
+from alerts.pipeline import AlertPipeline, PipelineSettings
 from jobs.heartbeat_watcher import HeartbeatWatcher
 from storage import applications
 from storage.applications import Application
@@ -31,7 +32,8 @@ DETECTED_WITHIN = 30.0
 
 @pytest.fixture
 async def watcher(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[HeartbeatWatcher]:
-    watcher = HeartbeatWatcher(pool, max_sleep=LONGEST_SLEEP, listen=lambda: connect_listener(database_url))
+    pipeline = AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts"))
+    watcher = HeartbeatWatcher(pool, pipeline, max_sleep=LONGEST_SLEEP, listen=lambda: connect_listener(database_url))
     await watcher.start()
     await eventually(lambda: watcher.last_run is not None, timeout=30)
     yield watcher
@@ -60,8 +62,14 @@ async def wait_for_state(pool: asyncpg.Pool, app: Application, state: str) -> No
 
 
 async def missed(pool: asyncpg.Pool, app: Application) -> int:
+    """Missed-heartbeat alerts the app's incidents received (a miss after a recovery reopens the
+    same incident: each miss is one firing occurrence of it)."""
     return await pool.fetchval(
-        "SELECT count(*) FROM notifications WHERE app_id = $1 AND kind = 'heartbeat_down'", app.id
+        """
+        SELECT count(*) FROM alert_occurrences o JOIN incidents i ON i.id = o.incident_id
+         WHERE i.labels->>'heartbeat.app_id' = $1 AND o.status = 'firing' AND o.alert->'tags'->>'alertname' = 'HeartbeatMissed'
+        """,
+        str(app.id),
     )
 
 

@@ -1,5 +1,5 @@
-"""The whole heartbeat path as a user meets it: register over the API, ping over HTTP, get alerted
-in Slack, recover — one `pulser run` against the sandbox and a real Postgres."""
+"""The whole heartbeat path as a user meets it: register over the API, ping over HTTP, get an
+incident in Slack, recover — one `pulser run` against the sandbox and a real Postgres."""
 
 from __future__ import annotations
 
@@ -51,11 +51,14 @@ async def test_a_failure_alerts_at_once_and_the_next_success_recovers_in_place(h
     assert (await http.post(f"/ping/{app['uuid']}/3", content=b"disk full")).status_code == 200
 
     [alert] = await sandbox.wait_for_call("chat.postMessage", count=1, timeout=30)
-    assert alert.params["text"] == "🚨 invoice-run reported a failure (exit code 3)"
+    assert alert.params["text"] == ":large_orange_circle: [HIGH] invoice-run reported failure (exit code 3) — invoice-run"
 
     assert (await http.get(f"/heartbeat/{app['uuid']}")).status_code == 200
-    [update] = await sandbox.wait_for_call("chat.update", count=1, timeout=30)
-    assert update.params["text"].startswith("✅ invoice-run recovered after")
+    updates = await eventually(lambda: [c for c in sandbox.calls_to("chat.update") if "Resolved" in c.params["text"]], timeout=30)
+    [posted] = [m for messages in sandbox.messages.values() for m in messages if not m.get("thread_ts")]
+    assert updates[0].params["ts"] == posted["ts"], "the incident's one message, updated in place"
+    assert updates[0].params["text"].startswith(":white_check_mark: Resolved: [HIGH] invoice-run reported failure")
+    assert "recovered after" in str(updates[0].params["attachments"])
 
     history = await http.get(f"/api/applications/{app['id']}/heartbeats", headers={"Authorization": f"Bearer {TOKEN}"})
     rows = history.json()["heartbeats"]
@@ -80,6 +83,6 @@ async def test_health_and_metrics_follow_the_outage(http, sandbox, pulser_with_a
 
     async def alert_counted():
         metrics = (await http.get("/metrics")).text
-        return 'pulser_notifications_total{kind="heartbeat_fail",outcome="sent"} 1.0' in metrics
+        return 'pulser_alerts_total{severity="high",source="heartbeat"} 1.0' in metrics
 
     await eventually(alert_counted)

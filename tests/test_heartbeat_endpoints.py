@@ -50,8 +50,17 @@ async def history(runtime: Runtime, app: Application) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def notifications(runtime: Runtime, app: Application) -> list[dict]:
-    rows = await runtime.pool.fetch("SELECT kind, payload FROM notifications WHERE app_id = $1 ORDER BY id", app.id)
+async def incident_alerts(runtime: Runtime, app: Application) -> list[dict]:
+    """The alerts the app's incidents received, oldest first: (status, title) and the incident's state."""
+    rows = await runtime.pool.fetch(
+        """
+        SELECT o.status, o.alert->>'title' AS title, i.status AS incident_status, i.resolved_at
+          FROM alert_occurrences o JOIN incidents i ON i.id = o.incident_id
+         WHERE i.source = 'heartbeat' AND i.labels->>'heartbeat.app_id' = $1
+         ORDER BY o.id
+        """,
+        str(app.id),
+    )
     return [dict(r) for r in rows]
 
 
@@ -280,37 +289,33 @@ async def test_remote_address_and_user_agent_are_stored(sidecar, http):
 # --- failures and recoveries ----------------------------------------------------------------------
 
 
-async def test_a_fail_on_an_up_app_marks_it_down_and_queues_one_fail_notification(sidecar, http):
+async def test_a_fail_on_an_up_app_marks_it_down_and_opens_its_incident(sidecar, http):
     app = await register(sidecar)
     await http.post(f"/heartbeat/{app.uuid}")
     response = await http.post(f"/heartbeat/{app.uuid}/fail")
     assert response.json() == {"ok": True, "status": "down"}
     after = await reload(sidecar, app)
     assert after.state == "down" and after.next_deadline is None
-    [notification] = await notifications(sidecar, app)
-    assert notification["kind"] == "heartbeat_fail"
-    assert notification["payload"]["exit_code"] is None
-    assert notification["payload"]["down_since"] == after.down_since.isoformat()
+    [alert] = await incident_alerts(sidecar, app)
+    assert (alert["status"], alert["title"], alert["incident_status"]) == ("firing", "nightly-backup reported failure", "firing")
 
 
-async def test_a_second_fail_while_down_queues_no_second_notification(sidecar, http):
+async def test_a_second_fail_while_down_alerts_no_second_time(sidecar, http):
     app = await register(sidecar)
     await http.post(f"/heartbeat/{app.uuid}/fail")
     await http.post(f"/heartbeat/{app.uuid}/2")
-    assert [n["kind"] for n in await notifications(sidecar, app)] == ["heartbeat_fail"]
+    assert [a["title"] for a in await incident_alerts(sidecar, app)] == ["nightly-backup reported failure"]
 
 
-async def test_a_success_on_a_down_app_queues_a_recovery_notification(sidecar, http):
+async def test_a_success_on_a_down_app_resolves_its_incident(sidecar, http):
     app = await register(sidecar)
     await http.post(f"/heartbeat/{app.uuid}/7")
-    down_since = (await reload(sidecar, app)).down_since
     response = await http.post(f"/heartbeat/{app.uuid}/0")
     assert response.json() == {"ok": True, "status": "up"}
-    fail, recovered = await notifications(sidecar, app)
-    assert fail["kind"] == "heartbeat_fail" and fail["payload"]["exit_code"] == 7
-    assert recovered["kind"] == "heartbeat_recovered"
-    assert recovered["payload"]["exit_code"] == 0
-    assert recovered["payload"]["down_since"] == down_since.isoformat()
+    fail, recovered = await incident_alerts(sidecar, app)
+    assert fail["title"] == "nightly-backup reported failure (exit code 7)"
+    assert recovered["status"] == "resolved" and recovered["incident_status"] == "resolved"
+    assert recovered["resolved_at"] == (await history(sidecar, app))[-1]["received_at"], "resolved at the recovery's receipt"
 
 
 async def test_a_paused_app_keeps_history_but_stays_paused(sidecar, http):
@@ -319,7 +324,7 @@ async def test_a_paused_app_keeps_history_but_stays_paused(sidecar, http):
     response = await http.post(f"/heartbeat/{app.uuid}/fail")
     assert response.json() == {"ok": True, "status": "paused"}
     assert len(await history(sidecar, app)) == 1
-    assert await notifications(sidecar, app) == []
+    assert await incident_alerts(sidecar, app) == []
 
 
 # --- rate limit ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 
 from alerts.applications import validate_application
 from alerts.heartbeat_writer import HeartbeatWriter
+from alerts.pipeline import AlertPipeline, PipelineSettings
 from bot.metrics import Metrics
 from bot.sidecar import build_sidecar, start_sidecar
 from handlers.http.heartbeats import BULK_LIMIT
@@ -131,7 +132,7 @@ class Sidecar:
     def __init__(self, pool: asyncpg.Pool, limiter: RateLimiter):
         self.pool = pool
         self.limiter = limiter
-        self.writer = HeartbeatWriter(pool)
+        self.writer = HeartbeatWriter(pool, AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts")))
 
     async def __aenter__(self) -> httpx.AsyncClient:
         await self.writer.start()

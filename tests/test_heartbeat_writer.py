@@ -11,6 +11,7 @@ import pytest
 
 from alerts.applications import validate_application
 from alerts.heartbeat_writer import HeartbeatEvent, HeartbeatRejected, HeartbeatWriter, SubmitResult, WriterStopped
+from alerts.pipeline import AlertPipeline, PipelineSettings
 from storage import applications
 from storage.applications import Application
 from storage.database import DATABASE_ERRORS
@@ -19,6 +20,10 @@ from storage.database import DATABASE_ERRORS
 async def register(pool: asyncpg.Pool, name: str) -> Application:
     spec = validate_application({"name": name, "expected_interval": 60}, default_channel="#ops-alerts")
     return await applications.create_application(pool, spec, created_by="test")
+
+
+def pipeline(pool: asyncpg.Pool, **callbacks) -> AlertPipeline:
+    return AlertPipeline(pool, PipelineSettings(default_channel="#ops-alerts"), **callbacks)
 
 
 def event(app_uuid: uuid.UUID, kind: str = "success", *, at: datetime | None = None, **fields) -> HeartbeatEvent:
@@ -55,7 +60,7 @@ async def test_events_of_one_app_in_one_batch_apply_in_arrival_order(pool, write
 
 async def test_batches_in_flight_together_keep_each_apps_events_in_arrival_order(pool):
     app = await register(pool, "pipelined")
-    writer = HeartbeatWriter(pool, max_batch=1, max_in_flight=2)  # every event its own batch
+    writer = HeartbeatWriter(pool, pipeline(pool), max_batch=1, max_in_flight=2)  # every event its own batch
     await writer.start()
     started = datetime.now(timezone.utc)
     kinds = ["start", "success"] * 25
@@ -111,7 +116,7 @@ async def test_one_event_the_database_refuses_does_not_fail_the_rest_of_its_batc
 
 async def test_stop_commits_what_is_queued(pool):
     app = await register(pool, "draining")
-    writer = HeartbeatWriter(pool, max_delay=0.05)
+    writer = HeartbeatWriter(pool, pipeline(pool), max_delay=0.05)
     await writer.start()
     pending = [asyncio.create_task(writer.submit(event(app.uuid))) for _ in range(10)]
     await asyncio.sleep(0)  # the submits are queued
@@ -121,18 +126,18 @@ async def test_stop_commits_what_is_queued(pool):
 
 
 async def test_submit_after_stop_is_refused(pool):
-    writer = HeartbeatWriter(pool)
+    writer = HeartbeatWriter(pool, pipeline(pool))
     await writer.start()
     await writer.stop()
     with pytest.raises(WriterStopped):
         await writer.submit(event(uuid.uuid4()))
 
 
-async def test_callbacks_report_batch_sizes_and_enqueued_notifications(pool):
+async def test_callbacks_report_batch_sizes_and_a_failure_wakes_the_incident_notifier(pool):
     app = await register(pool, "watched")
     sizes: list[int] = []
     woken: list[bool] = []
-    writer = HeartbeatWriter(pool, on_batch=sizes.append, on_notifications=lambda: woken.append(True))
+    writer = HeartbeatWriter(pool, pipeline(pool, on_change=lambda: woken.append(True)), on_batch=sizes.append)
     await writer.start()
     try:
         await writer.submit(event(app.uuid))
@@ -142,9 +147,25 @@ async def test_callbacks_report_batch_sizes_and_enqueued_notifications(pool):
         await writer.stop()
     assert sum(sizes) == 2
     assert woken == [True]
-    assert writer.notifications_enqueued == 1
-    kinds = [r["kind"] for r in await pool.fetch("SELECT kind FROM notifications WHERE app_id = $1", app.id)]
-    assert kinds == ["heartbeat_fail"]
+    assert writer.alerts_ingested == 1
+    [incident] = await pool.fetch("SELECT source, title, status FROM incidents")
+    assert dict(incident) == {"source": "heartbeat", "title": "watched reported failure", "status": "firing"}
+
+
+async def test_a_failure_and_its_incident_commit_together_or_not_at_all(pool):
+    app = await register(pool, "atomic")
+    writer = HeartbeatWriter(pool, pipeline(pool))
+    await writer.start()
+    try:
+        await writer.submit(event(app.uuid))
+        # The incident cannot be written: the whole batch (the app going down included) is undone.
+        await pool.execute("ALTER TABLE incidents ADD CONSTRAINT no_heartbeats CHECK (source <> 'heartbeat')")
+        with pytest.raises(asyncpg.CheckViolationError):
+            await writer.submit(event(app.uuid, "fail"))
+    finally:
+        await writer.stop()
+    assert (await applications.get_application(pool, app.id)).state == "up"
+    assert await pool.fetchval("SELECT count(*) FROM heartbeats") == 1
 
 
 async def test_a_heartbeat_that_moves_a_deadline_notifies_the_watchers(pool, database_url, writer):

@@ -1,9 +1,9 @@
 """Everything Pulser sends to Slack, from the database outboxes to the Web API.
 
-How a message travels: whatever decides that Slack must be told (the alert pipeline, the
-heartbeat watcher, a click) commits an outbox row in the transaction of its state change —
+How a message travels: whatever decides that Slack must be told (the alert pipeline — which the
+heartbeat watcher and writer feed too —, a click) commits an outbox row in the transaction of its state change —
 `incident_messages` (and, in a storm, the channel's `storm_digests` row instead), `notifications`,
-`platform_events`. One sender per outbox (`incidents`, `heartbeats`, `events`, each an
+`platform_events`. One sender per outbox (`incidents`, `events`, each an
 `OutboxLoop` woken by NOTIFY) claims due rows, most severe first, naming itself as the claimer
 (`storage.workers`: a dead claimer's rows are taken over within seconds), renders the row's
 current state and calls Slack through `slack.SlackDelivery` or the app client. Both use the

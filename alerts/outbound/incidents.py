@@ -252,12 +252,16 @@ class IncidentNotifier(OutboxLoop):
             self.pool, message["id"], error=f"slack: {error}", retry_at=retry_at, count_attempt=False
         )
         bound.warning("incident_message.held", error=error, retry_at=retry_at.isoformat())
-        if message["channel"] in (self.default_channel, incident.get("default_channel")):
+        # The incident's own fallback (a heartbeat app's channel, Heroku's) unless that is the
+        # channel refusing us; then SLACK_CHANNEL.
+        fallback = next(
+            (c for c in (incident.get("default_channel"), self.default_channel) if c and c != message["channel"]), None
+        )
+        if fallback is None:
             return
         async with self.pool.acquire() as conn, conn.transaction():
             added = await incidents.add_messages(
-                conn, incident["id"], [fallback_route(incident.get("default_channel") or self.default_channel)],
-                due_at=datetime.now(timezone.utc),
+                conn, incident["id"], [fallback_route(fallback)], due_at=datetime.now(timezone.utc),
             )
             if added:
                 await notifications.announce(conn)

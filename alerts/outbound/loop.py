@@ -1,6 +1,6 @@
 """The loop every outbox deliverer runs: deliver what is due, then sleep until woken or polled.
 
-Heartbeat alerts, incident messages and platform-event messages are each an outbox in Postgres;
+Incident messages (missed heartbeats included) and platform-event messages are each an outbox in Postgres;
 their deliverers differ in what a round does (`deliver_due`), not in how they are driven. Woken in
 process by `wake()` (whoever just committed a row) and across processes by NOTIFY on
 `storage.notifications.NOTIFY_CHANNEL`; polled every `poll_interval` seconds anyway, so a missed

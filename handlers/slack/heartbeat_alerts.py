@@ -1,93 +1,56 @@
-"""Buttons on heartbeat alerts: Ack, Snooze, Pause. Each click updates the message in place and is
-audited. State lives in the alert's outbox row, so a click on an alert that recovered meanwhile
-re-renders it as recovered (with the ack noted), never reopens it."""
+"""Pause monitoring, the one button a heartbeat incident has beyond every incident's own (Ack,
+Snooze, Resolve, Investigate: handlers/slack/incidents.py).
+
+Admins only: it stops watching the app and resolves its incident, audited
+(`alerts.heartbeat_incidents.HeartbeatIncidents.pause`); the incident notifier then re-renders
+the message in place. Messages posted before heartbeat alerts were incidents carry the same
+Pause button (same action id, the app's id as its value), so it works on them too; their Ack and
+Snooze now answer with where to find those buttons.
+"""
 
 from __future__ import annotations
-
-from datetime import datetime, timedelta, timezone
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from blocks.heartbeat_alerts import ACK, PAUSE, SNOOZE
-from handlers.slack.admin import is_admin
+from blocks.incidents import PAUSE_MONITORING
+from handlers.slack.admin import REFUSAL, is_admin
 from handlers.slack.services import SlackServices
-from storage import applications, audit, notifications
 
 log = structlog.get_logger(__name__)
 
+# The Ack and Snooze of heartbeat alert messages posted before they became incidents.
+OLD_ACK = "heartbeat_alert_ack"
+OLD_SNOOZE = "heartbeat_alert_snooze"
+OLD_BUTTON = (
+    "This alert was posted before heartbeat alerts became incidents, so its buttons no longer act. "
+    "The app's next miss opens an incident with Ack, Snooze and Resolve; `/pulser apps` shows how it stands now."
+)
+
 
 def register(app: AsyncApp, services: SlackServices) -> None:
-    @app.action(ACK)
-    async def ack_alert(ack: AsyncAck, body: dict, client, respond) -> None:
-        await ack()
-        alert = await _alert_of(services, body)
-        if alert is None:
-            await respond(text="This alert is no longer known to Pulser.", replace_original=False, response_type="ephemeral")
-            return
-        user = body["user"]["id"]
-        now = datetime.now(timezone.utc)
-        if not alert["payload"].get("acked_by"):
-            alert = await notifications.merge_alert_state(services.pool, alert["id"], {"acked_by": user, "acked_at": now.isoformat()})
-        await audit.record_action(
-            services.pool, actor=user, action="heartbeat_alert.ack", target_type="application", target_id=alert["app_id"],
-            details={"notification_id": alert["id"]},
-        )
-        await services.notifier.rerender(alert)
-
-    @app.action(SNOOZE)
-    async def snooze_alert(ack: AsyncAck, body: dict, respond) -> None:
-        await ack()
-        alert = await _alert_of(services, body)
-        value = body["actions"][0].get("selected_option", {}).get("value", "")
-        try:
-            seconds = int(value.split(":")[1])
-        except (IndexError, ValueError):
-            seconds = 0
-        if alert is None or not 0 < seconds <= 7 * 86400:
-            await respond(text="That snooze option is not valid.", replace_original=False, response_type="ephemeral")
-            return
-        user = body["user"]["id"]
-        until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-        await applications.snooze(services.pool, alert["app_id"], until)
-        alert = await notifications.merge_alert_state(
-            services.pool, alert["id"], {"snoozed_by": user, "snoozed_until": until.isoformat()}
-        )
-        await audit.record_action(
-            services.pool, actor=user, action="heartbeat_alert.snooze", target_type="application", target_id=alert["app_id"],
-            details={"notification_id": alert["id"], "until": until.isoformat()},
-        )
-        await services.notifier.rerender(alert)
-
-    @app.action(PAUSE)
+    @app.action(PAUSE_MONITORING)
     async def pause_monitoring(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
         user = body["user"]["id"]
-        alert = await _alert_of(services, body)
-        if alert is None:
-            await respond(text="This alert is no longer known to Pulser.", replace_original=False, response_type="ephemeral")
+        value = (body.get("actions") or [{}])[0].get("value") or ""
+        if not value.isdigit():
+            await _tell(respond, "This button does not belong to a Pulser heartbeat app.")
             return
         if not await is_admin(client, user, services.admins):
-            await respond(
-                text="Only Pulser admins can pause monitoring: workspace admins/owners or users listed in PULSER_ADMINS.",
-                replace_original=False,
-                response_type="ephemeral",
-            )
+            await _tell(respond, REFUSAL.format(action="pause monitoring"))
             return
-        await applications.set_active(services.pool, alert["app_id"], False)
-        alert = await notifications.merge_alert_state(services.pool, alert["id"], {"paused_by": user})
-        await audit.record_action(
-            services.pool, actor=user, action="heartbeat_alert.pause", target_type="application", target_id=alert["app_id"],
-            details={"notification_id": alert["id"]},
-        )
-        await services.notifier.rerender(alert)
+        result = await services.heartbeat_incidents.pause(int(value), user)
+        if result.note:
+            await _tell(respond, result.note)
+
+    async def old_button(ack: AsyncAck, respond) -> None:
+        await ack()
+        await _tell(respond, OLD_BUTTON)
+
+    app.action(OLD_ACK)(old_button)
+    app.action(OLD_SNOOZE)(old_button)
 
 
-async def _alert_of(services: SlackServices, body: dict) -> dict | None:
-    """The alert behind the clicked message, found by the message's channel and ts."""
-    container = body.get("container") or {}
-    channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-    ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-    if not channel or not ts:
-        return None
-    return await notifications.alert_by_message(services.pool, channel, ts)
+async def _tell(respond, text: str) -> None:
+    await respond(text=text, replace_original=False, response_type="ephemeral")

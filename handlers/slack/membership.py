@@ -1,6 +1,6 @@
-"""`member_joined_channel`: when Pulser itself is let into a channel, the incident messages and
-heartbeat alerts held because Slack refused that channel (`not_in_channel`, `channel_not_found`)
-go out at once instead of at their next retry."""
+"""`member_joined_channel`: when Pulser itself is let into a channel, the incident messages (heartbeat
+incidents' included) held because Slack refused that channel (`not_in_channel`,
+`channel_not_found`) go out at once instead of at their next retry."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             released = await incidents.release_held_messages(
                 conn, channel, sorted(CHANNEL_ERRORS), now=datetime.now(timezone.utc), lease=LEASE
             )
-            released += await notifications.release_held_alerts(conn, channel, sorted(CHANNEL_ERRORS))
             if released:
                 await notifications.announce(conn)
         log.info("slack.joined_channel", channel=channel, released=released)

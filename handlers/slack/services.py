@@ -21,7 +21,7 @@ class SlackServices:
     default_channel: str  # SLACK_CHANNEL
     public_base_url: str  # where heartbeat senders reach the sidecar, for the curl lines we hand out
     heartbeat_history: int = 100
-    notifier: Any = None  # alerts.outbound.heartbeats.HeartbeatNotifier, to re-render alert messages after a click
+    heartbeat_incidents: Any = None  # alerts.heartbeat_incidents.HeartbeatIncidents: Pause monitoring on an incident
     incident_actions: Any = None  # alerts.incident_actions.IncidentActions: Ack, Snooze, Resolve, Investigate
     heroku: Any = None  # alerts.heroku_monitor.HerokuMonitor: /heroku-status, its settings, Rollback
     health_report: Any = None  # async () -> dict: the runtime's /health report, for /pulser health and App Home

@@ -36,7 +36,7 @@ async def missed_heartbeat(try_out, name: str):
 
 
 def alert_for(page, name: str):
-    return page.locator(".msg", has_text=f"Missed heartbeat: {name}")
+    return page.locator(".msg", has_text=f"{name} missed its heartbeat")
 
 
 async def test_help_shows_slack_formatting_rendered(page):
@@ -108,13 +108,13 @@ async def test_a_missed_heartbeat_alert_is_acked_from_its_button(page, try_out):
     alert = alert_for(page, name)
     await alert.get_by_role("button", name="Ack").wait_for()
     bar = await alert.locator(".attachment").first.evaluate("e => getComputedStyle(e).borderLeftColor")
-    assert bar == "rgb(214, 40, 40)", "the alert's red colour bar"
+    assert bar == "rgb(242, 113, 28)", "the colour bar of a high-severity incident"
     assert_rendered(await visible_text(page))
 
     async with page.expect_navigation():
         await alert.get_by_role("button", name="Ack").click()
 
-    await alert.get_by_text("Acknowledged by @alice").wait_for()
+    await alert.get_by_text("Acked by @alice").wait_for()
     assert await alert.get_by_role("button", name="Ack").count() == 0
     assert_rendered(await visible_text(page))
 
@@ -127,7 +127,7 @@ async def test_a_confirm_dialog_asks_before_the_click_is_sent(page, try_out):
 
     await alert.get_by_role("button", name="Pause monitoring").click()
     dialog = page.get_by_role("dialog", name="Pause monitoring?")
-    await dialog.get_by_text(f"No alerts for {name} until someone resumes it.").wait_for()
+    await dialog.get_by_text(f"No alerts for {name} until someone resumes it; this incident is resolved.").wait_for()
     assert await dialog.locator("b", has_text=name).count() == 1  # its mrkdwn, rendered
     await dialog.get_by_role("button", name="Cancel").click()
     await dialog.wait_for(state="hidden")
@@ -147,12 +147,13 @@ async def test_a_recovery_updates_the_alert_live_and_replies_in_its_thread(page,
 
     assert (await sidecar.post(f"/heartbeat/{app.uuid}")).status_code == 200  # the app is back
 
-    recovered = page.locator(".msg", has_text=f"{name} recovered after")  # without reloading the page
+    recovered = page.locator(".msg", has_text=f"{name} is sending heartbeats again: recovered after")  # without reloading the page
     await recovered.get_by_role("link", name="1 reply").wait_for()
     async with page.expect_navigation():
         await recovered.get_by_role("link", name="1 reply").click()
     thread = page.locator("#thread")
-    await thread.get_by_text(f"{name} is sending heartbeats again").wait_for()
+    # The thread shows the incident (its note says so too) and the reply.
+    await thread.locator("div.text", has_text=f"{name} is sending heartbeats again").wait_for()
     assert_rendered(await visible_text(page))
 
 
