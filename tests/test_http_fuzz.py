@@ -363,8 +363,10 @@ QUERY_VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "-1", "1000", "1001", "9" * 30, "1e3", "true", "yes", "deploy", "action", "\x00"]),
     NUMBERS.map(str), st.text(max_size=30), LONG_TEXT.map(lambda text: text[:2000]),
 )  # fmt: skip
-# aiohttp's parser answers a request line over 8190 bytes itself, in plain text, before any route.
+# aiohttp's parser answers a request line over 8190 bytes itself, in plain text, before any route:
+# the method, the target and " HTTP/1.1" must stay under it.
 MAX_QUERY = 4000
+MAX_TARGET = 8000
 RAW_QUERIES = st.sampled_from(["?", "?&&", "?=", "?%ff%fe=%00", "?limit=%zz", "?limit=1&limit=2", "?a=" + "%41" * 1000])
 
 
@@ -510,7 +512,8 @@ def requests(seeds: Seeds) -> st.SearchStrategy[Hostile]:
         if not draw(st.integers(0, 3)):
             headers.update(draw(st.dictionaries(READ_HEADERS, JUNK_HEADER_VALUES, min_size=1, max_size=3)))
         claimed = draw(CLAIMED_LENGTHS) if draw(st.integers(0, 24)) == 0 else None
-        return Hostile(method, path + query, list(headers.items()), body, claimed)
+        # Two long path segments and a long query can pass the request line's limit together.
+        return Hostile(method, (path + query)[:MAX_TARGET], list(headers.items()), body, claimed)
 
     return request()
 
