@@ -17,6 +17,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pulser deploy <service> [ref]", "Deploy a service (with approval where it requires it)."),
     ("/pulser deploy services | add | edit <name> | remove <name>", "Deployable services; add, edit or remove one (admins)."),
     ("/pulser events [route <type> #channel]", "Where each platform event type is posted; change one (admins)."),
+    ("/pulser oncall [schedule]", "Who is on call now, until when, and who is next; one schedule with its next shifts."),
+    ("/pulser oncall override <schedule> <person> <start> <end>",
+     "Put someone (a member ID U… or @me) on call for a while, e.g. `now +4h` or `2026-12-08 09:00 2026-12-08 17:00` (admins; or the Add override button)."),
 ]
 
 CAPABILITIES = [
@@ -25,6 +28,7 @@ CAPABILITIES = [
     "with Ack / Snooze / Resolve / Investigate.",
     ":cloud: *Heroku* — crashed dynos, releases, config changes, `/heroku-status`.",
     ":control_knobs: *ChatOps* — status, health and deploys from Slack.",
+    ":pager: *On call* — rotations, overrides and imported calendars: who is on call now, and a DM when your shift starts.",
 ]
 
 

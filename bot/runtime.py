@@ -57,6 +57,8 @@ from jobs.heroku_poller import TICK_SECONDS as HEROKU_TICK_SECONDS, HerokuPoller
 from jobs.incident_sweep import INTERVAL_SECONDS as SWEEP_SECONDS, IncidentSweep
 from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
+from jobs.oncall import NOTICE_TICK_SECONDS, REFRESH_TICK_SECONDS, CalendarRefresh, ShiftNotices
+from alerts.oncall.imports import CalendarImports
 from storage import applications, database, deliveries, envelopes, incidents, notifications, platform_events, workers
 from storage import deploys as deploy_store
 from storage.database import DATABASE_ERRORS
@@ -133,6 +135,9 @@ class Runtime:
         self._health_parts = PartReports()
         self.config_sync: ConfigSync | None = None
         self.config_poll_seconds: float | None = None  # None: alerts.config_sync.POLL_SECONDS
+        self.slack_web_client = None  # asks Slack about channels and users (also in a sidecar with tokens)
+        self.calendar_imports: CalendarImports | None = None  # imported on-call layers
+        self.shift_notices: ShiftNotices | None = None
 
     @property
     def runs_bot(self) -> bool:
@@ -199,6 +204,18 @@ class Runtime:
         self.scheduler.add_job(self.refresh_gauges, "interval", seconds=15, id="metrics-refresh")
         sweep = _started(self.sweep, "the incident sweep")
         self.scheduler.add_job(sweep.run_once, "interval", seconds=SWEEP_SECONDS, id="incident-sweep")
+        # On-call: every process refreshes imported calendars (claimed once per round in Postgres).
+        self.calendar_imports = CalendarImports(self.pool, slack_client=self.slack_web_client)
+        self.scheduler.add_job(
+            CalendarRefresh(self.calendar_imports).run_once, "interval", seconds=REFRESH_TICK_SECONDS, id="oncall-calendars",
+            next_run_time=datetime.now(timezone.utc) + timedelta(seconds=5),
+        )
+        if self.app is not None:  # shift-start DMs go out where the Slack connection is
+            self.shift_notices = ShiftNotices(self.pool, self.app.client)
+            self.scheduler.add_job(
+                self.shift_notices.run_once, "interval", seconds=NOTICE_TICK_SECONDS, id="oncall-notices",
+                next_run_time=datetime.now(timezone.utc) + timedelta(seconds=5),
+            )
         self.scheduler.add_job(
             _started(self.heroku_poller, "the Heroku poller").tick, "interval", seconds=HEROKU_TICK_SECONDS, id="heroku-poller",
             next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
@@ -237,6 +254,8 @@ class Runtime:
                 channels=self.channels,
                 incident_actions=self.incident_actions,
                 integrations=self.integrations,
+                slack_client=self.slack_web_client,
+                calendar_imports=self.calendar_imports,
             )
             s = self.settings
             with binding(s.http_host, s.http_port, host_variable="PULSER_HTTP_HOST", port_variable="PULSER_HTTP_PORT"):
@@ -361,7 +380,8 @@ class Runtime:
             self.slack = SlackEndpoint(s.slack_bot_token, s.slack_app_token, s.slack_api_url)
         if self.slack is None:
             return
-        self.channels = ChannelResolver(build_web_client(self.slack.bot_token, self.slack.api_url))
+        self.slack_web_client = build_web_client(self.slack.bot_token, self.slack.api_url)
+        self.channels = ChannelResolver(self.slack_web_client)
         channel = await self.channels.resolve(self.settings.slack_channel, timeout=10)
         if channel != self.settings.slack_channel:
             log.info("slack.default_channel_resolved", name=self.settings.slack_channel, channel=channel)
@@ -776,6 +796,9 @@ class Runtime:
             self.self_ping = None
         if self.heroku is not None:
             await _bounded("heroku_client", self.heroku.client.close())
+        if self.calendar_imports is not None:
+            await _bounded("calendar_imports", self.calendar_imports.close())
+            self.calendar_imports = None
         if self.deploys is not None:
             await _bounded("deploys", self.deploys.close())
         if self.pool is not None:

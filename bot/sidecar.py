@@ -11,7 +11,8 @@ from alerts.channels import ChannelResolver
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
 from handlers.http import (
-    api_applications, api_delivery, api_deploy, api_incidents, api_integrations, api_rules, api_silences, auth, events,
+    api_applications, api_delivery, api_deploy, api_incidents, api_integrations, api_rules, api_schedules, api_silences,
+    auth, events,
     health, heartbeats, openapi, webhooks,
 )
 from handlers.http.errors import MAX_BODY_BYTES, body_size_limit, error_middleware
@@ -45,12 +46,16 @@ def build_sidecar(
     rate_limiter: RateLimiter | None = None,
     incident_actions: Any = None,
     integrations: Any = None,
+    slack_client: Any = None,
+    calendar_imports: Any = None,
 ) -> web.Application:
     """The sidecar app; heartbeat routes need `writer`, the admin API needs `pool`, webhooks need
     `pool` and `accept_envelope` (hands a freshly recorded delivery to the ledger worker).
     `rate_limiter` replaces the heartbeat limiter (20, then 2/s per UUID): tests pass one with a
     clock they move. `incident_actions` (alerts.incident_actions.IncidentActions) serves the
-    incidents API, `integrations` (alerts.integrations.Integrations) the integrations API."""
+    incidents API, `integrations` (alerts.integrations.Integrations) the integrations API.
+    `slack_client` lets the schedules API check user IDs; `calendar_imports`
+    (alerts.oncall.imports.CalendarImports) fetches imported layers on demand."""
     def count(route: str, status: int) -> None:
         metrics.http_requests.labels(route, str(status)).inc()
 
@@ -82,6 +87,7 @@ def build_sidecar(
         api_rules.add_routes(app)
         api_silences.add_routes(app)
         api_deploy.add_routes(app)
+        api_schedules.add_routes(app, slack_client=slack_client, imports=calendar_imports)
         if incident_actions is not None:
             api_incidents.add_routes(app, incident_actions)
         if integrations is not None:

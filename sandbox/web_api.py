@@ -202,6 +202,7 @@ class WebApi:
             "views.update": self.views_update,
             "views.publish": self.views_publish,
             "users.info": self.users_info,
+            "users.lookupByEmail": self.users_lookup_by_email,
             "conversations.info": self.conversations_info,
             "conversations.history": self.conversations_history,
             "conversations.list": self.conversations_list,
@@ -509,6 +510,14 @@ class WebApi:
         if user is None:
             raise SlackError("user_not_found")
         return {"user": user}
+
+    def users_lookup_by_email(self, params: Params, request: web.Request) -> dict[str, Any]:
+        """As Slack: the active user whose profile has this address (any case), else users_not_found."""
+        email = str(params.get("email", "")).strip().lower()
+        for user in self.state.users.values():
+            if email and not user.get("deleted") and str((user.get("profile") or {}).get("email", "")).lower() == email:
+                return {"user": user}
+        raise SlackError("users_not_found")
 
     def conversations_history(self, params: Params, request: web.Request) -> dict[str, Any]:
         """A channel's messages, newest first, without thread replies (as Slack's method): what a

@@ -87,6 +87,15 @@ ROUTES = (
     Route("/api/dashboard/overview", ("GET",), "admin"),
     Route("/api/integrations", ("GET",), "admin"),
     Route("/api/integrations/{source}/test", ("POST",), "admin"),
+    Route("/api/schedules", ("GET", "POST"), "admin", "schedule", weight=2),
+    Route("/api/schedules/{id}", ("GET", "PUT", "DELETE"), "admin", "schedule", weight=2),
+    Route("/api/schedules/{id}/oncall", ("GET",), "admin"),
+    Route("/api/schedules/{id}/shifts", ("GET",), "admin"),
+    Route("/api/schedules/{id}/overrides", ("POST",), "admin", "override", weight=2),
+    Route("/api/schedules/{id}/overrides/{oid}", ("DELETE",), "admin"),
+    Route("/api/schedules/{id}/swaps", ("POST",), "admin", "swap"),
+    Route("/api/schedules/{id}/refresh", ("POST",), "admin"),
+    Route("/schedules/{token}.ics", ("GET",), "none"),
     Route("/events", ("POST",), "token", "event", weight=5),
     Route("/webhooks/{source}", ("POST",), "webhook", weight=15),
 )  # fmt: skip
@@ -120,6 +129,7 @@ async def plant(http: httpx.AsyncClient) -> Seeds:
         "silences": {"matchers": {"env": "staging"}, "duration": "2h"},
         "inhibitions": INHIBITION,
         "services": SERVICE,
+        "schedules": SCHEDULE,
     }
     ids = {}
     for family, body in creations.items():
@@ -156,6 +166,10 @@ INHIBITION = {
     "target_matchers": [{"name": "severity", "op": "=~", "value": "low|medium|high"}],
     "equal": ["service", "env"],
 }
+SCHEDULE = {"name": "primary", "time_zone": "Europe/Berlin", "layers": [
+    {"members": ["U0ADA1", "U0BOB2"], "shift": "1 week", "handoff": "09:00", "start": "2026-11-30"},
+    {"members": ["U0CY3"], "shift": "1 day", "start": "2026-11-30", "days": "weekdays", "hours": "09:00-17:00"},
+]}
 SERVICE = {"name": "api", "action_type": "github_workflow", "action": {"repo": "acme/api", "workflow": "deploy.yml"}}
 # (Sentry-Hook-Resource or X-GitHub-Event, fixture file) per source; None: the sender sets no such header.
 WEBHOOK_SAMPLES = {
@@ -187,6 +201,9 @@ def shapes(seeds: Seeds) -> dict[str, list[Any]]:
         inhibition=[INHIBITION],
         service=[SERVICE],
         event_routes=[{"deploy": "#ops-deploy", "ci": None}],
+        schedule=[SCHEDULE, {"name": "imported", "time_zone": "UTC", "layers": [{"ical_url": "http://127.0.0.1:9/x.ics"}]}],
+        override=[{"user": "U0DEE4", "start": "now", "end": "+4h"}, {"user": "U0DEE4", "start": "2027-01-04 09:00", "end": "+1d"}],
+        swap=[{"shift_start": "2026-12-07T09:00:00+01:00", "from_user": "U0BOB2", "to_user": "U0DEE4"}],
         snooze=[{"minutes": 60}],
         assign=[{"assignee": "U0123ABCD"}],
         note=[{"text": "Failing over to the replica."}],
@@ -358,7 +375,7 @@ def id_segments(seed: str | None) -> st.SearchStrategy[str]:
     return odd if seed is None else mostly(st.just(seed), odd)
 
 
-QUERY_KEYS = st.sampled_from(["limit", "offset", "all", "type", "token", "timestamp", "x", "", "limit[]"])
+QUERY_KEYS = st.sampled_from(["limit", "offset", "all", "type", "token", "timestamp", "x", "", "limit[]", "at", "start", "end"])
 QUERY_VALUES = st.one_of(
     st.sampled_from(["", "0", "1", "-1", "1000", "1001", "9" * 30, "1e3", "true", "yes", "deploy", "action", "\x00"]),
     NUMBERS.map(str), st.text(max_size=30), LONG_TEXT.map(lambda text: text[:2000]),
@@ -471,7 +488,7 @@ def requests(seeds: Seeds) -> st.SearchStrategy[Hostile]:
     body_strategies = {name: bodies(sample) for name, sample in samples.items()} | {None: bodies(None)}
     uuid_strategy = uuid_segments(seeds)
     id_strategies = {family: id_segments(seeds.ids.get(family)) for family in
-                     ("applications", "rules", "silences", "inhibitions", "services", "incidents")}  # fmt: skip
+                     ("applications", "rules", "silences", "inhibitions", "services", "incidents", "schedules")}  # fmt: skip
     id_strategies["alert-groups"] = id_strategies["incidents"]
     weighted_routes = st.sampled_from([route for route in ROUTES for _ in range(route.weight)])
     sources = mostly(st.sampled_from(SOURCES), JUNK_SEGMENTS, one_in=10)
@@ -488,6 +505,10 @@ def requests(seeds: Seeds) -> st.SearchStrategy[Hostile]:
             path = path.replace("{signal}", draw(SIGNALS))
         if "{id}" in path:
             path = path.replace("{id}", draw(id_strategies[path.split("/")[2]]))
+        if "{oid}" in path:
+            path = path.replace("{oid}", draw(id_segments("1")))
+        if "{token}" in path:
+            path = path.replace("{token}", draw(mostly(st.just("feed-token-of-no-schedule-0123"), JUNK_SEGMENTS, one_in=3)))
         if "{source}" in path:
             source = draw(sources)
             path = path.replace("{source}", source)

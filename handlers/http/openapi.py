@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from alerts import models
+from alerts.oncall import models as oncall_models
 
 OPENAPI_PATH = "/api/openapi.json"
 JSON = "application/json"
@@ -417,6 +418,79 @@ class IntegrationTest(Open):
     detail: str
 
 
+# on-call schedules
+
+
+class OnCallLayer(Open):
+    name: str
+    kind: str = Field(description="rotation | imported")
+    members: list[str] | None = None
+    shift: str | None = Field(None, description="e.g. 1 week")
+    handoff: str | None = Field(None, description="local HH:MM")
+    start: str | None = Field(None, description="date of the first hand-off")
+    days: list[str] | None = None
+    hours: str | None = None
+    ical_url: str | None = None
+    status: dict[str, Any] | None = Field(None, description="an imported layer's last fetch: fetched_at, last_success_at, last_error, events, unmatched")
+
+
+class OnCallOverride(Open):
+    id: int
+    user: str
+    start: str
+    end: str
+    created_by: str | None
+    created_at: str | None
+
+
+class OnCallSwap(Open):
+    id: int
+    shift_start: str
+    from_user: str
+    to_user: str
+    created_by: str | None
+    created_at: str | None
+
+
+class OnCallSchedule(Open):
+    id: int
+    name: str
+    time_zone: str
+    layers: list[OnCallLayer] = Field(description="bottom first: a later layer wins where it has someone")
+    overrides: list[OnCallOverride] = Field(description="current and upcoming")
+    feed_url: str = Field(description="the iCal feed; its token is a secret (rotate it with rotate_feed_token)")
+    created_by: str | None
+    created_at: str | None
+    updated_at: str | None
+    managed_by: str | None
+
+
+class OnCallScheduleList(Open):
+    schedules: list[OnCallSchedule]
+
+
+class OnCallNow(Open):
+    at: str
+    on_call: list[str] = Field(description="Slack user IDs on call at `at`; empty: nobody")
+    until: str | None = Field(description="when that changes (within 60 days)")
+    next: list[str] = Field(description="who is on call from `until`")
+
+
+class OnCallShift(Open):
+    user: str
+    start: str
+    end: str
+    layer: int | str = Field(description="the 1-based layer number, or override")
+
+
+class OnCallShiftList(Open):
+    start: str
+    end: str
+    shifts: list[OnCallShift]
+
+
+
+
 # --- operations ------------------------------------------------------------------------------------
 
 
@@ -475,6 +549,13 @@ INTEGRATION = Param(
     "source", "path", "sentry, alertmanager, github, generic or heroku", {"type": "string"}, True,
 )
 TOKEN = Param("token", "query", "the shared token, for senders that cannot set headers (Sentry's legacy plugin)")
+
+AT = Param("at", "query", "a time: ISO 8601, a local time in the schedule's zone (2026-12-08 09:00), now or +4h; default now")
+WINDOW_START = Param("start", "query", "from (like at); default now")
+WINDOW_END = Param("end", "query", "until (like at, +7d after start); default start + 7 days")
+OVERRIDE_ID = Param("oid", "path", "the override's id", {"type": "string", "pattern": "^[0-9]+$"}, True)
+FEED_TOKEN = Param("token", "path", "the schedule's feed token (feed_url shows it)", {"type": "string"}, True)
+
 
 OK = "the answer"
 _ADMIN = {401: (Error, "no or wrong admin token"), 503: (Error, "the database is away; retry after Retry-After")}
@@ -622,6 +703,38 @@ def operations() -> list[Operation]:
                   _api((200, IntegrationTest, OK), (400, Error, "this route takes no body"),
                        (409, Error, "the source is not configured or not testable"), found=True),
                   params=(INTEGRATION,)),
+        # on-call schedules
+        Operation("get", "/api/schedules", "On-call schedules", "on-call", _api((200, OnCallScheduleList, OK))),
+        Operation("post", "/api/schedules", "Add an on-call schedule", "on-call",
+                  _api((201, OnCallSchedule, "created; Location names it"), (409, Error, "the name is taken"), body=True),
+                  body=oncall_models.ScheduleCreate),
+        Operation("get", "/api/schedules/{id}", "One on-call schedule", "on-call", _api((200, OnCallSchedule, OK), found=True),
+                  params=(ID,)),
+        Operation("put", "/api/schedules/{id}", "Change an on-call schedule (the fields sent; layers as a whole)", "on-call",
+                  _api((200, OnCallSchedule, OK), (409, Error, "the name is taken, or managed by the config file"),
+                       body=True, found=True), body=oncall_models.ScheduleUpdate, params=(ID,)),
+        Operation("delete", "/api/schedules/{id}", "Remove an on-call schedule", "on-call",
+                  _api((204, None, "removed"), (409, Error, "managed by the config file"), found=True), params=(ID,)),
+        Operation("get", "/api/schedules/{id}/oncall", "Who is on call (now, or at a time), until when, and who is next",
+                  "on-call", _api((200, OnCallNow, OK), (400, Error, "an unreadable time"), found=True), params=(ID, AT)),
+        Operation("get", "/api/schedules/{id}/shifts", "Final shifts in a window (at most 93 days; default the next 7)",
+                  "on-call", _api((200, OnCallShiftList, OK), (400, Error, "an unreadable time or window"), found=True),
+                  params=(ID, WINDOW_START, WINDOW_END)),
+        Operation("post", "/api/schedules/{id}/overrides", "Put someone on call for a while, instead of the layers",
+                  "on-call", _api((201, OnCallOverride, "created"), (409, Error, "overlaps another override"), body=True, found=True),
+                  body=oncall_models.OverrideCreate, params=(ID,)),
+        Operation("delete", "/api/schedules/{id}/overrides/{oid}", "Remove an override", "on-call",
+                  _api((204, None, "removed"), found=True), params=(ID, OVERRIDE_ID)),
+        Operation("post", "/api/schedules/{id}/swaps", "Give one person's shift to someone else", "on-call",
+                  _api((201, OnCallSwap, "swapped"), (409, Error, "from_user is not on call in a shift starting then, or it was swapped already"),
+                       body=True, found=True), body=oncall_models.SwapCreate, params=(ID,)),
+        Operation("post", "/api/schedules/{id}/refresh", "Fetch the imported layers' calendars now", "on-call",
+                  _api((200, OnCallSchedule, "the schedule, with each imported layer's fetch status"),
+                       (400, Error, "this route takes no body"), found=True), params=(ID,)),
+        Operation("get", "/schedules/{token}.ics", "The schedule's shifts as an iCal feed (the token is the secret)",
+                  "on-call", {200: ("calendar", "a week back to 60 days ahead, one event per shift"),
+                              404: (Error, "no schedule has this feed token"), 500: (Error, "a bug"),
+                              503: (Error, "the database is away")}, auth=None, params=(FEED_TOKEN,)),
         # reports
         Operation("get", "/api/delivery", "Is anything reaching Pulser, and Slack?", "operations", _api((200, Report, OK))),
         Operation("get", "/api/status", "What Pulser watches and how it stands", "operations", _api((200, Report, OK))),
@@ -748,6 +861,8 @@ def _response(model: Any, text: str) -> dict[str, Any]:
         return {"description": text}
     if model == "text":
         return {"description": text, "content": {"text/plain": {"schema": {"type": "string"}}}}
+    if model == "calendar":
+        return {"description": text, "content": {"text/calendar": {"schema": {"type": "string"}}}}
     return {"description": text, "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
 
 

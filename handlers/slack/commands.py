@@ -8,7 +8,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from blocks.help import help_message
-from handlers.slack import applications, deploy, events, incident_inbox, rules, silences, status
+from handlers.slack import applications, deploy, events, incident_inbox, oncall, rules, silences, status
 from handlers.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "deploy": deploy.deploy_command,
     "events": events.events_command,
     "incidents": incident_inbox.incidents_command,
+    "oncall": oncall.oncall_command,
 }
 
 

@@ -6,7 +6,7 @@ from slack_bolt.async_app import AsyncApp
 
 from handlers.slack import (
     applications, commands, deploy, events, heartbeat_alerts, heroku, home, incident_inbox, incidents, integrations,
-    membership, rules, silences, status, storms,
+    membership, oncall, rules, silences, status, storms,
 )
 from handlers.slack.services import SlackServices
 
@@ -27,3 +27,4 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     deploy.register(app, services)
     membership.register(app, services)
     storms.register(app, services)
+    oncall.register(app, services)
