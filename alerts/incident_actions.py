@@ -13,6 +13,7 @@ from typing import Callable
 import asyncpg
 import structlog
 
+from alerts.escalation import lifecycle
 from alerts.incident_view import incident_view
 from blocks.incidents import (
     SNOOZE_CHOICES,
@@ -55,6 +56,7 @@ class IncidentActions:
                 return ActionResult(incident, False, f"Already acknowledged by {actor(incident['acked_by'])}.")
             incident = await incidents.update_incident(conn, incident["id"], {"acked_by": user, "acked_at": now}, now=now)
             await incidents.stop_escalation(conn, incident["id"])
+            await lifecycle.incident_acknowledged(conn, incident, by=user, now=now)
             return ActionResult(incident, True)
 
         return await self._act(incident_id, user, "incident.ack", apply, now=now)
@@ -88,6 +90,7 @@ class IncidentActions:
                 now=now,
             )
             await incidents.stop_escalation(conn, incident["id"])
+            await lifecycle.incident_resolved(conn, incident, by=user, now=now)
             return ActionResult(incident, True)
 
         return await self._act(incident_id, user, "incident.resolve", apply, now=now)
@@ -243,6 +246,7 @@ class IncidentActions:
             closed = await incidents.claim_auto_close(conn, now=now)
             for incident in closed:
                 await incidents.stop_escalation(conn, incident["id"])
+                await lifecycle.incident_resolved(conn, incident, by="auto-close", now=now)
                 await incidents.render_now(conn, incident["id"], now=now)
                 await notifications.announce(conn)
                 await audit.record_action(

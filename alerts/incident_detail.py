@@ -9,7 +9,9 @@ Sources of the timeline (oldest first):
   noted; escalations and auto-closes by Pulser;
 - the incident's Slack messages (`incident_messages`): where it was posted, escalation posts;
 - thread replies (`notifications.incident_id`): what was said in the thread and whether it went;
-- notes (`incident_notes`).
+- notes (`incident_notes`);
+- escalation policy steps (audit `incident.escalation_step`) and every page they sent beyond a
+  Slack channel (`outbound_deliveries`): to whom, how, and whether it was delivered or failed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ ACTION_KINDS = {
     "incident.escalate": "escalate",
     "incident.auto_close": "auto_close",
     "incident.note": "note",
+    "incident.escalation_step": "escalation_step",
 }
+PAGE_METHODS = {"slack_dm": "Slack DM", "sms": "SMS", "email": "e-mail"}
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def build_timeline(incident: dict, occurrences: list[dict], rows: dict[str, list
     entries += _message_entries(rows["messages"])
     entries += _action_entries(rows["actions"], {n["id"]: n for n in rows["notes"]})
     entries += _reply_entries(rows["replies"])
+    entries += _page_entries(rows.get("pages", []))
     if incident["status"] == "resolved" and incident["resolve_reason"] == "expired" and incident["resolved_at"]:
         entries.append(TimelineEntry(incident["resolved_at"], "expired", "Closed: superseded by a new incident", "system"))
     order = {"opened": 0, "repeats": 1, "posted": 2}
@@ -274,10 +279,30 @@ def _action_text(kind: str, action: str, details: dict, notes: dict[int, dict]) 
         return f"Escalated to {details.get('to', '?')} (level {details.get('level', '?')})"
     if kind == "auto_close":
         return f"Auto-closed after {details.get('quiet_minutes', '?')} quiet minutes"
+    if kind == "escalation_step":
+        return f"{details.get('policy', '?')}, step {details.get('step', '?')}: {details.get('what', '?')} — {details.get('outcome', '?')}"
     if kind == "note":
         note = notes.get(details.get("note_id"))
         return f"Note: {note['text']}" if note else "Note added"
     return action
+
+
+def _page_entries(pages: list[dict]) -> list[TimelineEntry]:
+    """One entry per page sent beyond a Slack channel, at the time it was queued, with its outcome."""
+    entries = []
+    for p in pages:
+        if p["method"] == "channel":
+            how = f"{p['channel_name'] or 'a deleted channel'} ({p['channel_kind'] or '?'})"
+        else:
+            how = f"{PAGE_METHODS.get(p['method'], p['method'])} to {p['recipient']}"
+        outcome = {"pending": "waiting" + (f" (try {p['attempts']} failed: {p['last_error']})" if p["last_error"] else ""),
+                   "delivered": "delivered", "failed": f"failed: {p['last_error']}"}[p["status"]]
+        entries.append(TimelineEntry(
+            p["created_at"], "page", f"{p['action'].capitalize()} → {how}: {outcome}", "system",
+            {"delivery_id": p["id"], "status": p["status"], "method": p["method"], "reason": p["reason"],
+             "attempts": p["attempts"], "finished_at": iso(p["finished_at"])},
+        ))
+    return entries
 
 
 def _reply_entries(replies: list[dict]) -> list[TimelineEntry]:

@@ -91,8 +91,12 @@ class RoutingRuleFields(Strict):
     )
 
 
+POLICY_ID = "the escalation policy that pages for this rule's incidents (GET /api/escalation-policies), or null"
+
+
 class RoutingRuleCreate(RoutingRuleFields):
     position: int | None = Field(None, ge=1, description="1-based place in the order; past the end (or left out) means last")
+    escalation_policy_id: int | None = Field(None, ge=1, description=POLICY_ID)
 
 
 class RoutingRuleUpdate(BaseModel):
@@ -117,6 +121,7 @@ class RoutingRuleUpdate(BaseModel):
     auto_close_minutes: int | str | None = None
     storm_threshold: int | str | None = None
     group_by: list[str] | str | None = None
+    escalation_policy_id: int | None = Field(None, ge=1, description=POLICY_ID)
 
 
 class RuleMove(Strict):
@@ -234,3 +239,67 @@ class PlatformEvent(BaseModel):
     details: dict[str, Any] | None = None
     actor: str | None = None
     event_id: str | int | None = Field(None, description="makes a retry of the same event a no-op")
+
+
+class EscalationStep(BaseModel):
+    """One step of an escalation policy (alerts.escalation.policies says what each kind does)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["wait", "slack_channel", "user", "oncall", "user_group", "outbound"]
+    wait_minutes: int | None = Field(None, description="wait: minutes, 1–1440")
+    target: str | None = Field(
+        None, description="slack_channel: a channel ID or #name; user: a user ID (U…); oncall: a schedule's name; "
+        "user_group: a user-group ID (S…)",
+    )
+    channel: str | int | None = Field(None, description="outbound: an outbound channel's name or id")
+    mention: str | None = Field(None, description="slack_channel: @here, @channel, U… or S… to mention")
+    min_severity: Severity | None = Field(None, description="take this step only from this severity up")
+
+
+class EscalationPolicyFields(BaseModel):
+    """An escalation policy: steps taken in order until somebody acknowledges, then repeated."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=80)
+    repeat: int = Field(0, ge=0, le=10, description="how many more times the steps are taken after the last one")
+    steps: list[EscalationStep] = Field(min_length=1, max_length=30)
+
+
+class OutboundChannelFields(BaseModel):
+    """A destination beyond Slack. `settings` depend on the kind (GET /api/outbound-channels lists
+    each kind's secret fields); secrets are accepted, never returned, and kept when left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=80)
+    kind: Literal["email", "discord", "teams", "webhook", "github", "twilio", "pagerduty"] | None = Field(
+        None, description="required when creating; cannot change"
+    )
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Contacts(BaseModel):
+    """Where a person's SMS and e-mail pages go. Empty or null clears one."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = Field(None, description="an e-mail address, like ada@example.com; needed by e-mail rules")
+    phone: str | None = Field(None, description="a phone number in E.164 form, like +14155550123; needed by SMS rules")
+
+
+class NotificationRule(BaseModel):
+    """One way to reach a person, some minutes after they are paged."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["slack_dm", "sms", "email"]
+    delay_minutes: int = Field(0, ge=0, le=1440, description="minutes after the page, 0–1440; no sooner than the rule before")
+    position: int | None = Field(None, description="read-only: the order is the list's")
+
+
+class NotificationRulesUpdate(BaseModel):
+    """`PUT /api/users/{user_id}/notification-rules`: a field left out keeps what is stored. Read-only
+    fields a GET returned (user_id, uses_default, updated_at) may be sent back and are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    contacts: Contacts | None = None
+    rules: list[NotificationRule] | None = Field(
+        None, max_length=10, description="in order, up to 10; empty: the default, a Slack DM at once"
+    )

@@ -33,6 +33,7 @@ from typing import Callable, Mapping
 import asyncpg
 import structlog
 
+from alerts.escalation import lifecycle
 from alerts import matchers, routing
 from alerts.normalized import NormalizedAlert, bump_severity, group_key, max_severity, severity_rank
 from alerts.sources import SOURCES
@@ -275,6 +276,7 @@ class AlertPipeline:
                 conn, incident["id"], [dataclasses.asdict(r) for r in routes], due_at=now, severity=severity,
                 storms=self.settings.storms,
             )
+            await lifecycle.start_policies(conn, incident["id"], routes, now=now)
         log.info(
             "incident.opened", incident_id=incident["id"], source=alert.source, service=alert.service,
             severity=severity, suppressed_by=suppressed_by, channels=[r.channel for r in routes],
@@ -320,6 +322,7 @@ class AlertPipeline:
         if was_posted and severity_rank(severity) < severity_rank(current["severity"]):
             return 0
         routes = await self._routes(conn, alert, severity, current["default_channel"] or default_channel)
+        await lifecycle.start_policies(conn, current["id"], routes, now=now)
         return await incidents.add_messages(
             conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now, severity=severity,
             storms=self.settings.storms,
@@ -362,6 +365,7 @@ class AlertPipeline:
         await incidents.add_occurrence(conn, incident["id"], received_at=now, status="firing", alert=alert.to_json_dict())
         await incidents.render_now(conn, incident["id"], now=now)
         await incidents.rearm_escalation(conn, incident["id"], now=now)
+        await lifecycle.incident_reopened(conn, incident, now=now)
         await self._note_severity_change(conn, current, incident, alert)
         log.info("incident.reopened", incident_id=incident["id"], times=incident["reopened_count"])
         return IngestResult(incident["id"], "reopened")
@@ -379,6 +383,7 @@ class AlertPipeline:
             now=now,
         )
         await incidents.stop_escalation(conn, current["id"])
+        await lifecycle.incident_resolved(conn, current, by=f"the source ({current['source']})", now=now)
         await incidents.render_now(conn, current["id"], now=now)
         log.info("incident.resolved", incident_id=current["id"], reason="source")
         return IngestResult(current["id"], "resolved")
@@ -388,6 +393,7 @@ class AlertPipeline:
             conn, current["id"], {"status": "resolved", "resolved_at": now, "resolve_reason": "expired"}, now=now
         )
         await incidents.stop_escalation(conn, current["id"])
+        await lifecycle.incident_resolved(conn, current, by="expiry", now=now)
         await incidents.render_now(conn, current["id"], now=now)
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -466,6 +472,7 @@ class AlertPipeline:
                         conn, current["id"], [dataclasses.asdict(r) for r in routes], due_at=now,
                         severity=current["severity"], storms=self.settings.storms,
                     )
+                    await lifecycle.start_policies(conn, current["id"], routes, now=now)
                     await notifications.announce(conn)
                     released += 1
                     log.info("incident.released", incident_id=current["id"], was=current["suppressed_by"])

@@ -72,6 +72,7 @@ class RoutingRule:
     auto_close_minutes: int | None = None
     storm_threshold: int | None = None
     group_by: tuple[str, ...] = ()
+    escalation_policy_id: int | None = None
     created_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -119,6 +120,8 @@ class RuleSpec:
     # Labels whose values make alerts this rule matches one incident (Alertmanager's group_by);
     # empty: each problem (source, service, env, fingerprint) is its own incident.
     group_by: tuple[str, ...] = ()
+    # The escalation policy that pages for incidents this rule routes (alerts/escalation).
+    escalation_policy_id: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         """Column → value for storage: arrays as lists, tags as a plain dict."""
@@ -147,6 +150,7 @@ class Route:
     escalation_levels: int = 0
     auto_close_minutes: int | None = None
     storm_threshold: int | None = None
+    escalation_policy_id: int | None = None
 
     @classmethod
     def of_rule(cls, rule: RoutingRule) -> "Route":
@@ -162,6 +166,7 @@ class Route:
             escalation_levels=rule.escalation_levels if escalates else 0,
             auto_close_minutes=rule.auto_close_minutes,
             storm_threshold=rule.storm_threshold,
+            escalation_policy_id=rule.escalation_policy_id,
         )
 
 
@@ -290,6 +295,13 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
     elif len(group_by) > GROUP_BY_MAX and "group_by" not in errors:
         errors["group_by"] = f"at most {GROUP_BY_MAX} labels"
     runbook_url = _url_field(data.get("runbook_url"), errors)
+    policy_id = data.get("escalation_policy_id")
+    if _blank(policy_id):
+        policy_id = None
+    elif isinstance(policy_id, str) and policy_id.strip().isdigit():
+        policy_id = int(policy_id.strip())
+    if policy_id is not None and (not isinstance(policy_id, int) or isinstance(policy_id, bool) or policy_id < 1):
+        errors["escalation_policy_id"] = "an escalation policy's id (GET /api/escalation-policies lists them), or null"
 
     if errors:
         raise RuleValidationError(errors)
@@ -311,6 +323,7 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
         auto_close_minutes=auto_close,
         storm_threshold=storm_threshold,
         group_by=tuple(group_by),
+        escalation_policy_id=policy_id,
     )
 
 
@@ -522,6 +535,8 @@ def describe_actions(rule: RoutingRule | RuleSpec) -> str:
         times = f" ×{rule.escalation_levels}" if rule.escalation_levels > 1 else ""
         after = format_duration(rule.escalate_after_minutes * 60)
         parts.append(f"escalate to {person_reference(rule.escalate_to)} after {after}{times}")
+    if rule.escalation_policy_id is not None:
+        parts.append(f"pages by escalation policy #{rule.escalation_policy_id}")
     if rule.runbook_url:
         parts.append("runbook")
     if rule.group_by:

@@ -20,6 +20,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("/pulser oncall [schedule]", "Who is on call now, until when, and who is next; one schedule with its next shifts."),
     ("/pulser oncall override <schedule> <person> <start> <end>",
      "Put someone (a member ID U… or @me) on call for a while, e.g. `now +4h` or `2026-12-08 09:00 2026-12-08 17:00` (admins; or the Add override button)."),
+    ("/pulser me [test]", "How you are reached when paged: Slack DM, SMS, e-mail, each after N minutes; `test` sends a test page."),
+    ("/pulser escalation", "Escalation policies and their steps (`wait 15`, `slack #ops`, `oncall Primary`, `send discord-ops` …); add, edit, delete (admins)."),
+    ("/pulser channels", "Outbound channels (e-mail, Discord, Teams, webhook, GitHub, SMS, PagerDuty): add, edit, delete, send a test (admins)."),
 ]
 
 CAPABILITIES = [

@@ -42,6 +42,7 @@ TEXT_FIELDS = (
     "auto_close_minutes",
     "storm_threshold",
     "group_by",
+    "escalation_policy",
 )
 SELECT_FIELDS = ("min_severity", "mention_min_severity")
 CHECKBOX_FIELDS = ("continue_matching",)
@@ -212,9 +213,11 @@ def rule_modal(
     severities: Sequence[str],
     source_names: Sequence[str],
     rule: Any = None,
+    policy_name: str | None = None,
 ) -> dict:
-    """The form, empty (add) or filled with `rule` (anything with the rule's editable fields).
-    `metadata` (where the list was, which rule) rides along in private_metadata."""
+    """The form, empty (add) or filled with `rule` (anything with the rule's editable fields) and
+    the name of the escalation policy it names. `metadata` (where the list was, which rule) rides
+    along in private_metadata."""
     editing = rule is not None
 
     def current(field: str) -> str:
@@ -263,6 +266,9 @@ def rule_modal(
         _text_input("group_by", "Group by labels", initial=", ".join(rule.group_by) if editing else "",
                     placeholder="alertname, service", hint="Alerts sharing these labels' values are one incident "
                     "that lists them and resolves when all have. Empty: one incident per problem."),
+        _text_input("escalation_policy", "Escalation policy", initial=policy_name or "", placeholder="Monitoring L1-L3",
+                    hint="Who is paged, how and when, until somebody acks: a policy's name from /pulser escalation. "
+                    "Empty: none."),
     ]
     return {
         "type": "modal",
@@ -300,6 +306,7 @@ def form_errors(errors: Mapping[str, str]) -> dict[str, str]:
     known = set(TEXT_FIELDS) | set(SELECT_FIELDS) | set(CHECKBOX_FIELDS)
     out: dict[str, str] = {}
     for field, message in errors.items():
+        field = "escalation_policy" if field == "escalation_policy_id" else field
         block = field if field in known else "name"
         out[block] = f"{out[block]} {message}" if block in out else message
     return out

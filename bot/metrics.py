@@ -26,7 +26,9 @@ SLACK_CALL_OUTCOMES = ("ok", "paced", "rate_limited", "retrying", "failed")
 # The Web API methods the alert pipeline calls (alerts.outbound.slack's callers).
 SLACK_DELIVERY_METHODS = ("chat.postMessage", "chat.update")
 # The `type` values of pulser_errors_total.
-ERROR_TYPES = ("slack_api", "envelope", "slack_listener")
+# Where pages go beyond Slack's channels (alerts/outbound/channels), and Slack DMs to people paged.
+OUTBOUND_KINDS = ("email", "discord", "teams", "webhook", "github", "twilio", "pagerduty", "slack_dm")
+ERROR_TYPES = ("slack_api", "envelope", "slack_listener", "outbound")
 # Deployment statuses that mean it failed: Pulser could not trigger it (alerts.deploys), or a deploy
 # event said so (POST /events, GitHub deployment_status). Their series exist from a service's first
 # deployment on, at 0, so that increase() sees the first failure.
@@ -196,6 +198,19 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.outbound_sends = Counter(
+            "pulser_outbound_sends_total",
+            "Tries to deliver a page beyond Slack's channels, by channel kind (email, discord, …, slack_dm) and "
+            "outcome (delivered, retrying, failed, paced).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.outbound_deliveries = Gauge(
+            "pulser_outbound_deliveries",
+            "Rows in the outbound outbox by channel kind and status (pending, delivered, failed).",
+            ["kind", "status"],
+            registry=r,
+        )
         # Children that alert rules watch with increase() exist at 0 from the start: a series first
         # seen at 1 has no earlier sample, so increase() would miss that first failure.
         for error_type in ERROR_TYPES:
@@ -205,6 +220,9 @@ class Metrics:
         for method in SLACK_DELIVERY_METHODS:
             for outcome in SLACK_CALL_OUTCOMES:
                 self.slack_calls.labels(method, outcome)
+        for kind in OUTBOUND_KINDS:
+            for outcome in ("delivered", "failed"):
+                self.outbound_sends.labels(kind, outcome)
         self.up.set(1)
         started = time.time()
         self.start_time.set(started)
@@ -229,6 +247,11 @@ class Metrics:
         self.slack_calls.labels(method, outcome).inc()
         if outcome in SLACK_ERROR_OUTCOMES:
             self.errors.labels("slack_api").inc()
+
+    def outbound_result(self, kind: str, outcome: str) -> None:
+        self.outbound_sends.labels(kind, outcome).inc()
+        if outcome == "failed":
+            self.errors.labels("outbound").inc()
 
     def slack_refused(self, method: str) -> None:
         """Slack answered 429 (the method label is bounded: the URL's last segment of a Slack call)."""

@@ -45,6 +45,9 @@ from alerts.outbound.incidents import IncidentNotifier
 from alerts.deploys import Deploys
 from alerts.heartbeat_incidents import HeartbeatIncidents
 from alerts.outbound.events import EventNotifier
+from alerts.outbound.dispatch import OutboundDispatcher
+from alerts.escalation.engine import EscalationEngine
+from alerts import oncall
 from alerts.heroku_monitor import HerokuMonitor, HerokuSettings
 from alerts.home import HomeRefresher, dashboard_view
 from alerts.platform_events import PlatformEvents
@@ -59,7 +62,7 @@ from jobs.ledger_worker import LedgerWorker, worker_name
 from jobs.self_ping import INTERVAL_SECONDS, SelfPing
 from jobs.oncall import NOTICE_TICK_SECONDS, REFRESH_TICK_SECONDS, CalendarRefresh, ShiftNotices
 from alerts.oncall.imports import CalendarImports
-from storage import applications, database, deliveries, envelopes, incidents, notifications, platform_events, workers
+from storage import applications, database, deliveries, envelopes, incidents, notifications, outbound, platform_events, workers
 from storage import deploys as deploy_store
 from storage.database import DATABASE_ERRORS
 from storage.embedded import EmbeddedPostgres
@@ -73,6 +76,8 @@ SANDBOX_ON_REAL_DATABASE = (
     " although DATABASE_URL names a real database (PULSER_SANDBOX=1)"
 )
 T = TypeVar("T")
+# /health shows an outbound failure this long after it happened.
+OUTBOUND_FAILURES_SHOWN = timedelta(hours=1)
 
 
 def _started(part: T | None, what: str) -> T:
@@ -122,6 +127,8 @@ class Runtime:
         self.events: PlatformEvents | None = None
         self.deploys: Deploys | None = None
         self.event_notifier: EventNotifier | None = None
+        self.escalation: EscalationEngine | None = None
+        self.dispatcher: OutboundDispatcher | None = None
         self._delivery_session: aiohttp.ClientSession | None = None
         self._beat_task: asyncio.Task | None = None
         self.home_refresher: HomeRefresher | None = None
@@ -216,6 +223,7 @@ class Runtime:
                 self.shift_notices.run_once, "interval", seconds=NOTICE_TICK_SECONDS, id="oncall-notices",
                 next_run_time=datetime.now(timezone.utc) + timedelta(seconds=5),
             )
+        _started(self.escalation, "the escalation engine").start()
         self.scheduler.add_job(
             _started(self.heroku_poller, "the Heroku poller").tick, "interval", seconds=HEROKU_TICK_SECONDS, id="heroku-poller",
             next_run_time=datetime.now(timezone.utc) + timedelta(seconds=1),
@@ -309,6 +317,12 @@ class Runtime:
                 lambda envelope: self.events.process_github(envelope, self.pipeline.process_envelope)))
         self.incident_actions = IncidentActions(pool, on_change=self._incidents_changed)
         self.sweep = IncidentSweep(self.incident_actions, self.pipeline)
+        # Every process walks due escalation steps (claims are exactly-once); what they send goes
+        # out through the dispatcher of a process that holds the Slack connection (DMs need it).
+        self.escalation = EscalationEngine(
+            pool, on_call=oncall.on_call, storms=s.storm_policy, listen=self._listen,
+            on_enqueued=lambda: self.dispatcher.wake() if self.dispatcher is not None else None,
+        )
         self.integrations = Integrations(
             pool, secrets=self.webhook_secrets, public_url=self.public_base_url, sidecar_url=self.sidecar_url,
             heroku_apps=self._heroku_apps,
@@ -460,6 +474,7 @@ class Runtime:
         self.services.health_report = self.health_report
         self.services.events = self.events
         self.services.deploys = self.deploys
+        self.services.escalation = self.escalation
         self.home_refresher = HomeRefresher(
             pool, self.app.client, build_view=lambda p: dashboard_view(p, integrations=self.integrations)
         )
@@ -486,6 +501,11 @@ class Runtime:
             pool, self.delivery, default_channel=self.settings.slack_channel, listen=self._listen
         )
         self.event_notifier.start()
+        self.dispatcher = OutboundDispatcher(
+            pool, slack=self.delivery, worker=self.worker_name, listen=self._listen,
+            on_result=self.metrics.outbound_result,
+        )
+        self.dispatcher.start()
         self.supervisor = ConnectionSupervisor(self.socket.client, self.metrics, backoff=self.socket.backoff)
         self.supervisor.start()
         # connect() retries until it succeeds; it must not hold up the rest of start-up.
@@ -532,6 +552,8 @@ class Runtime:
                 self.metrics.incidents.labels(status).set(count)
             for status, count in (await envelopes.status_counts(self.pool)).items():
                 self.metrics.ledger_envelopes.labels(status).set(count)
+            for row in await outbound.totals(self.pool):
+                self.metrics.outbound_deliveries.labels(row["kind"], row["status"]).set(row["n"])
             inbound = sorted({*SOURCES, "events"})  # webhook sources and POST /events
             for source, last in (await envelopes.last_received_by_source(self.pool, inbound)).items():
                 if last is not None:
@@ -573,6 +595,7 @@ class Runtime:
                 "webhooks": self._webhook_health,
                 "applications": lambda: self._counts(applications.count_by_state(pool)),
                 "incidents": lambda: self._counts(incidents.count_by_status(pool)),
+                "outbound": self._outbound_health,
                 "heroku": self.heroku_health,
             }
             for name, report in sub_reports.items():
@@ -585,6 +608,16 @@ class Runtime:
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "components": components,
         }
+
+    async def _outbound_health(self) -> dict:
+        """Pages beyond Slack (and Slack DMs): degraded while one failed in the last hour, saying
+        where and why, so a broken SMTP password or a deleted webhook is seen before it matters."""
+        report = await outbound.health(_started(self.pool, "the database pool"), since=datetime.now(timezone.utc) - OUTBOUND_FAILURES_SHOWN)
+        failures = {f["channel"]: f["last_error"] for f in report.pop("failures")}
+        part: dict = {"status": "degraded" if failures else "up", **report}
+        if failures:
+            part["failing"] = failures
+        return part
 
     @staticmethod
     async def _counts(counts: Awaitable[dict[str, int]]) -> dict:
@@ -767,7 +800,8 @@ class Runtime:
             await _bounded("ledger_worker", self._drain_ledger_worker(), timeout=self.drain_timeout + 5)
         if self.socket is not None:
             await _bounded("socket_drain", self._drain_socket(), timeout=self.drain_timeout + 5)
-        for name in ("watcher", "incident_notifier", "event_notifier", "home_refresher"):
+        for name in ("watcher", "incident_notifier", "event_notifier", "escalation", "dispatcher",
+                     "home_refresher"):
             part = getattr(self, name)
             if part is not None:
                 await _bounded(name, part.stop())

@@ -11,7 +11,8 @@ from alerts.channels import ChannelResolver
 from alerts.heartbeat_writer import HeartbeatWriter
 from bot.metrics import Metrics
 from handlers.http import (
-    api_applications, api_delivery, api_deploy, api_incidents, api_integrations, api_rules, api_schedules, api_silences,
+    api_applications, api_delivery, api_deploy, api_escalation, api_incidents, api_integrations, api_rules, api_schedules,
+    api_people, api_silences,
     auth, events,
     health, heartbeats, openapi, webhooks,
 )
@@ -85,9 +86,11 @@ def build_sidecar(
         app[api_applications.PUBLIC_BASE_URL] = public_base_url
         api_applications.add_routes(app)
         api_rules.add_routes(app)
+        api_escalation.add_routes(app)
         api_silences.add_routes(app)
         api_deploy.add_routes(app)
         api_schedules.add_routes(app, slack_client=slack_client, imports=calendar_imports)
+        api_people.add_routes(app)
         if incident_actions is not None:
             api_incidents.add_routes(app, incident_actions)
         if integrations is not None:

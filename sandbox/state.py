@@ -238,7 +238,10 @@ class WorkspaceState:
         self.channels[channel_id] = {"id": channel_id, "name": name, "is_private": is_private, "is_archived": is_archived}
 
     def resolve_channel(self, channel: str) -> str:
-        """Map ``#name``/``name`` to a registered id; anything else is used as given."""
+        """Map ``#name``/``name`` to a registered id, and a known user's ID to the app's DM with them
+        (``D`` + the rest, as Slack answers a post to ``U…`` from its IM); anything else as given."""
+        if channel[:1] in ("U", "W") and channel in self.users:
+            return "D" + channel[1:]
         if channel.startswith("#"):
             channel = channel[1:]
         for cid, info in self.channels.items():

@@ -158,7 +158,7 @@ async def occurrences_of(conn: Conn, incident_id: int, *, limit: int = 200) -> l
 
 async def timeline_rows(conn: Conn, incident_id: int) -> dict[str, list[dict]]:
     """Everything the timeline is made of besides occurrences: audited actions, thread replies,
-    the incident's Slack messages and its notes."""
+    the incident's Slack messages, its notes and its pages beyond Slack (outbound deliveries)."""
     actions = await conn.fetch(
         """
         SELECT id, actor, action, details, at FROM audit_log
@@ -182,11 +182,21 @@ async def timeline_rows(conn: Conn, incident_id: int) -> dict[str, list[dict]]:
         incident_id,
     )
     notes = await list_notes(conn, incident_id)
+    pages = await conn.fetch(
+        """
+        SELECT d.id, d.method, d.action, d.recipient, d.reason, d.status, d.attempts, d.last_error, d.detail,
+               d.created_at, d.finished_at, c.name AS channel_name, c.kind AS channel_kind
+          FROM outbound_deliveries d LEFT JOIN outbound_channels c ON c.id = d.channel_id
+         WHERE d.incident_id = $1 ORDER BY d.id LIMIT 500
+        """,
+        incident_id,
+    )
     return {
         "actions": [dict(r) for r in actions],
         "replies": [dict(r) for r in replies],
         "messages": [dict(r) for r in messages],
         "notes": notes,
+        "pages": [dict(r) for r in pages],
     }
 
 

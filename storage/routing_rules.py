@@ -13,7 +13,7 @@ import asyncpg
 
 _COLUMNS = """id, position, name, envs, min_severity, services, sources, tags, continue_matching, channel,
     mention, mention_min_severity, escalate_after_minutes, escalate_to, escalation_levels, runbook_url,
-    auto_close_minutes, storm_threshold, group_by, created_by, created_at, updated_at, managed_by"""
+    auto_close_minutes, storm_threshold, group_by, escalation_policy_id, created_by, created_at, updated_at, managed_by"""
 
 # What callers set; the order is the order of $2… in the INSERT and UPDATE below.
 EDITABLE: tuple[str, ...] = (
@@ -34,6 +34,7 @@ EDITABLE: tuple[str, ...] = (
     "auto_close_minutes",
     "storm_threshold",
     "group_by",
+    "escalation_policy_id",
 )
 
 
@@ -74,8 +75,9 @@ async def create_rule(
             INSERT INTO routing_rules (position, name, envs, min_severity, services, sources, tags,
                                        continue_matching, channel, mention, mention_min_severity,
                                        escalate_after_minutes, escalate_to, escalation_levels, runbook_url,
-                                       auto_close_minutes, storm_threshold, group_by, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                                       auto_close_minutes, storm_threshold, group_by, escalation_policy_id,
+                                       created_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
             RETURNING {_COLUMNS}
             """,
             target,
@@ -93,7 +95,8 @@ async def update_rule(pool: asyncpg.Pool, rule_id: int, fields: dict[str, Any]) 
            SET name = $2, envs = $3, min_severity = $4, services = $5, sources = $6, tags = $7,
                continue_matching = $8, channel = $9, mention = $10, mention_min_severity = $11,
                escalate_after_minutes = $12, escalate_to = $13, escalation_levels = $14, runbook_url = $15,
-               auto_close_minutes = $16, storm_threshold = $17, group_by = $18, updated_at = now()
+               auto_close_minutes = $16, storm_threshold = $17, group_by = $18, escalation_policy_id = $19,
+               updated_at = now()
          WHERE id = $1
         RETURNING {_COLUMNS}
         """,

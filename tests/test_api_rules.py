@@ -53,7 +53,7 @@ async def test_create_returns_the_rule_with_its_descriptions(http):
     assert set(body) == {
         "id", "position", "name", "envs", "min_severity", "services", "sources", "tags", "continue_matching",
         "channel", "mention", "mention_min_severity", "escalate_after_minutes", "escalate_to", "escalation_levels",
-        "runbook_url", "auto_close_minutes", "storm_threshold", "group_by", "created_by", "created_at", "updated_at", "managed_by", "conditions",
+        "runbook_url", "auto_close_minutes", "storm_threshold", "group_by", "escalation_policy_id", "created_by", "created_at", "updated_at", "managed_by", "conditions",
         "actions",
     }
 

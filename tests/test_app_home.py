@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from sandbox.page import dm_channel_of
 from alerts.applications import validate_application
 from alerts.heartbeat_writer import HeartbeatEvent
 from alerts.home import HomeRefresher
@@ -127,7 +128,7 @@ async def test_register_an_app_opens_the_registration_form_and_confirms_in_a_dm(
         "timezone": {"timezone": {"type": "plain_text_input", "value": None}},
     }
     await sandbox.send_view_submission(REGISTER_CALLBACK, values, user_id=ADMIN, view_id=modal["id"])
-    [dm] = await eventually(lambda: sandbox.messages.get(ADMIN), timeout=30)
+    [dm] = await eventually(lambda: sandbox.messages.get(dm_channel_of(ADMIN)), timeout=30)
     assert "nightly-backup" in dm["text"] + json.dumps(dm["blocks"])
 
 
@@ -140,7 +141,7 @@ async def test_register_an_app_tells_a_member_that_only_admins_can(pulser, sandb
 async def test_edit_rules_sends_the_rules_list_as_a_dm_whose_buttons_work(pulser, sandbox):
     modal = await click_on_home(sandbox, EDIT_RULES, ADMIN)
     assert modal["callback_id"] == NOTICE_CALLBACK and "Messages" in view_text(modal)
-    [dm] = sandbox.messages[ADMIN]
+    [dm] = sandbox.messages[dm_channel_of(ADMIN)]
     assert "Routing rules" in json.dumps(dm["blocks"])
     before = len(sandbox.calls_to("views.open"))
     await sandbox.send_block_action(ADD, "add", user_id=ADMIN, channel_id=ADMIN, message_ts=dm["ts"])

@@ -87,6 +87,15 @@ ROUTES = (
     Route("/api/dashboard/overview", ("GET",), "admin"),
     Route("/api/integrations", ("GET",), "admin"),
     Route("/api/integrations/{source}/test", ("POST",), "admin"),
+    Route("/api/users/{user_id}/notification-rules", ("GET", "PUT"), "admin", "notification_rules", weight=2),
+    Route("/api/users/{user_id}/test-page", ("POST",), "admin"),
+    Route("/api/escalation-policies", ("GET", "POST"), "admin", "policy", weight=2),
+    Route("/api/escalation-policies/example", ("GET",), "admin"),
+    Route("/api/escalation-policies/{id}", ("GET", "PUT", "DELETE"), "admin", "policy", weight=2),
+    Route("/api/outbound-channels", ("GET", "POST"), "admin", "channel", weight=2),
+    Route("/api/outbound-channels/{id}", ("GET", "PUT", "DELETE"), "admin", "channel", weight=2),
+    Route("/api/outbound-channels/{id}/test", ("POST",), "admin"),
+    Route("/api/outbound-channels/{id}/deliveries", ("GET",), "admin"),
     Route("/api/schedules", ("GET", "POST"), "admin", "schedule", weight=2),
     Route("/api/schedules/{id}", ("GET", "PUT", "DELETE"), "admin", "schedule", weight=2),
     Route("/api/schedules/{id}/oncall", ("GET",), "admin"),
@@ -130,6 +139,8 @@ async def plant(http: httpx.AsyncClient) -> Seeds:
         "inhibitions": INHIBITION,
         "services": SERVICE,
         "schedules": SCHEDULE,
+        "outbound-channels": CHANNEL,
+        "escalation-policies": POLICY,
     }
     ids = {}
     for family, body in creations.items():
@@ -166,6 +177,9 @@ INHIBITION = {
     "target_matchers": [{"name": "severity", "op": "=~", "value": "low|medium|high"}],
     "equal": ["service", "env"],
 }
+CHANNEL = {"name": "hook", "kind": "webhook", "settings": {"url": "http://127.0.0.1:9/hook", "signing_secret": "s3cret"}}
+POLICY = {"name": "paging", "steps": [{"kind": "slack_channel", "target": "#ops", "mention": "@here"},
+                                      {"kind": "wait", "wait_minutes": 5}, {"kind": "user_group", "target": "S0OPS"}]}
 SCHEDULE = {"name": "primary", "time_zone": "Europe/Berlin", "layers": [
     {"members": ["U0ADA1", "U0BOB2"], "shift": "1 week", "handoff": "09:00", "start": "2026-11-30"},
     {"members": ["U0CY3"], "shift": "1 day", "start": "2026-11-30", "days": "weekdays", "hours": "09:00-17:00"},
@@ -202,11 +216,18 @@ def shapes(seeds: Seeds) -> dict[str, list[Any]]:
         service=[SERVICE],
         event_routes=[{"deploy": "#ops-deploy", "ci": None}],
         schedule=[SCHEDULE, {"name": "imported", "time_zone": "UTC", "layers": [{"ical_url": "http://127.0.0.1:9/x.ics"}]}],
+        policy=[POLICY, {"name": "L1-L3", "repeat": 1, "steps": [
+            {"kind": "outbound", "channel": "hook"}, {"kind": "wait", "wait_minutes": 15},
+            {"kind": "user", "target": "U0DEE4", "min_severity": "critical"}]}],
+        channel=[CHANNEL, {"name": "mail", "kind": "email", "settings": {
+            "host": "smtp.example.com", "from": "pulser@example.com", "to": ["ops@example.com"], "password": "x"}}],
         override=[{"user": "U0DEE4", "start": "now", "end": "+4h"}, {"user": "U0DEE4", "start": "2027-01-04 09:00", "end": "+1d"}],
         swap=[{"shift_start": "2026-12-07T09:00:00+01:00", "from_user": "U0BOB2", "to_user": "U0DEE4"}],
         snooze=[{"minutes": 60}],
         assign=[{"assignee": "U0123ABCD"}],
         note=[{"text": "Failing over to the replica."}],
+        notification_rules=[{"contacts": {"email": "ada@example.com", "phone": "+14155550123"},
+                             "rules": [{"method": "slack_dm", "delay_minutes": 0}, {"method": "sms", "delay_minutes": 5}]}],
         event=[{"event_type": "deploy", "status": "failed", "service": "api", "env": "prod", "title": "Deploy",
                 "link": "https://ci.example.com/1", "occurred_at": "2026-11-23T02:00:00Z", "deployment_id": "d-1",
                 "details": {"commit": "abc"}, "actor": "ada", "event_id": "e-1"}],
@@ -488,7 +509,8 @@ def requests(seeds: Seeds) -> st.SearchStrategy[Hostile]:
     body_strategies = {name: bodies(sample) for name, sample in samples.items()} | {None: bodies(None)}
     uuid_strategy = uuid_segments(seeds)
     id_strategies = {family: id_segments(seeds.ids.get(family)) for family in
-                     ("applications", "rules", "silences", "inhibitions", "services", "incidents", "schedules")}  # fmt: skip
+                     ("applications", "rules", "silences", "inhibitions", "services", "incidents", "schedules",
+                      "escalation-policies", "outbound-channels")}  # fmt: skip
     id_strategies["alert-groups"] = id_strategies["incidents"]
     weighted_routes = st.sampled_from([route for route in ROUTES for _ in range(route.weight)])
     sources = mostly(st.sampled_from(SOURCES), JUNK_SEGMENTS, one_in=10)
@@ -509,6 +531,8 @@ def requests(seeds: Seeds) -> st.SearchStrategy[Hostile]:
             path = path.replace("{oid}", draw(id_segments("1")))
         if "{token}" in path:
             path = path.replace("{token}", draw(mostly(st.just("feed-token-of-no-schedule-0123"), JUNK_SEGMENTS, one_in=3)))
+        if "{user_id}" in path:
+            path = path.replace("{user_id}", draw(mostly(st.just("U0FUZZED"), JUNK_SEGMENTS, one_in=4)))
         if "{source}" in path:
             source = draw(sources)
             path = path.replace("{source}", source)

@@ -392,6 +392,17 @@ def test_the_first_failed_deployment_of_a_service_fires(tmp_path):
 
 
 @needs_promtool
+def test_a_page_that_failed_after_its_retries_fires_for_its_channel_kind(tmp_path):
+    rule_fires(
+        tmp_path,
+        {'pulser_outbound_sends_total{job="pulser",instance="a",kind="email",outcome="failed"}': "0 0 1x20"},
+        at="4m",
+        alert="PagingChannelFailing",
+        labels=[{"severity": "high", "service": "pulser", "job": "pulser", "instance": "a", "kind": "email"}],
+    )
+
+
+@needs_promtool
 def test_a_deployment_pulser_could_not_trigger_fires(tmp_path):
     rule_fires(
         tmp_path,

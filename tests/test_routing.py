@@ -160,7 +160,7 @@ def test_empty_text_means_not_set():
         "name": "all", "envs": [], "min_severity": None, "services": [], "sources": [], "tags": {},
         "continue_matching": False, "channel": "C0OPS", "mention": None, "mention_min_severity": "high",
         "escalate_after_minutes": None, "escalate_to": None, "escalation_levels": 1, "runbook_url": None,
-        "auto_close_minutes": None, "storm_threshold": None, "group_by": [],
+        "auto_close_minutes": None, "storm_threshold": None, "group_by": [], "escalation_policy_id": None,
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from alerts.routing import validate_rule
 from blocks.rules import ADD, ADD_CALLBACK, DELETE, EDIT, EDIT_CALLBACK, MOVE_DOWN, MOVE_UP
 from handlers.slack.admin import forget_answers
+from alerts.escalation import admin
 from storage import routing_rules as store
 from storage.audit import list_actions
 from tests.conftest import eventually, handled
@@ -42,6 +43,7 @@ def form(
     levels: str | None = "1",
     runbook: str | None = None,
     auto_close: str | None = None,
+    policy: str | None = None,
 ) -> dict:
     """`view.state.values` as Slack sends them for our modal."""
 
@@ -59,6 +61,7 @@ def form(
         **text("channel", channel), **text("mention", mention), **select("mention_min_severity", mention_min_severity),
         **text("escalate_after_minutes", escalate_after), **text("escalate_to", escalate_to),
         **text("escalation_levels", levels), **text("runbook_url", runbook), **text("auto_close_minutes", auto_close),
+        **text("escalation_policy", policy),
     }
 
 
@@ -185,6 +188,17 @@ async def test_a_valid_form_stores_the_rule_audits_it_and_posts_the_fresh_list(p
     text = message_text(call.params)
     assert "Added *api in prod* at position 1" in text
     assert "escalate to <@U0LEAD> after 15 min ×2" in text
+
+
+async def test_the_form_names_an_escalation_policy_by_its_name(pulser, sandbox):
+    policy = await admin.save_policy(pulser.pool, {"name": "Paging", "steps": [{"kind": "user", "target": "U0LEAD"}]},
+                                     actor=ADMIN)
+    view = await open_form(sandbox)
+    refused = await submit(sandbox, view, form(policy="Pagin"))
+    assert "no escalation policy is called 'Pagin' (known: Paging)" in refused["payload"]["errors"]["escalation_policy"]
+    await submit(sandbox, view, form(policy="Paging"))
+    (rule,) = await store.list_rules(pulser.pool)
+    assert rule["escalation_policy_id"] == policy["id"]
 
 
 async def test_a_member_cannot_open_the_form_but_is_told_why(pulser, sandbox):

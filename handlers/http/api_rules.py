@@ -25,7 +25,7 @@ from alerts.routing import (
 from alerts.managed import MANAGED_ERROR, is_managed, managed_detail
 from handlers.http.api_applications import CHANNELS, DEFAULT_CHANNEL, POOL, ApiError, api
 from handlers.http.json_body import read_json_object
-from storage import audit
+from storage import escalation, audit
 from storage import routing_rules as store
 
 RULE_ID = re.compile(r"[0-9]{1,18}")
@@ -73,6 +73,8 @@ async def create_rule(request: web.Request) -> web.Response:
         spec = validate_rule(data)
     except RuleValidationError as exc:
         errors.update(exc.errors)
+    else:
+        await _check_policy(request, spec.escalation_policy_id, errors)
     if errors:
         raise ApiError(400, "invalid rule", errors)
     pool = request.app[POOL]
@@ -104,6 +106,8 @@ async def update_rule(request: web.Request) -> web.Response:
         spec = validate_rule({**rule.spec.as_json(), **data})  # a partial update keeps the other fields
     except RuleValidationError as exc:
         errors.update(exc.errors)
+    else:
+        await _check_policy(request, spec.escalation_policy_id, errors)
     if errors:
         raise ApiError(400, "invalid rule", errors)
 
@@ -152,6 +156,11 @@ async def move_rule(request: web.Request) -> web.Response:
             details={"name": rule.name, "from": rule.position, "to": moved.position},
         )
     return web.json_response(rule_json(moved))
+
+
+async def _check_policy(request: web.Request, policy_id: int | None, errors: dict[str, str]) -> None:
+    if policy_id is not None and await escalation.get_policy(request.app[POOL], policy_id) is None:
+        errors["escalation_policy_id"] = f"no escalation policy has id {policy_id} (GET /api/escalation-policies lists them)"
 
 
 async def _existing(request: web.Request) -> RoutingRule:

@@ -148,6 +148,7 @@ class Rule(Open):
     escalation_levels: int
     runbook_url: str | None
     auto_close_minutes: int | None
+    escalation_policy_id: int | None = Field(None, description="the escalation policy that pages for its incidents")
     created_by: str | None
     created_at: str | None
     updated_at: str | None
@@ -165,6 +166,64 @@ class DefaultRoute(Open):
 class RuleList(Open):
     rules: list[Rule]
     default_route: DefaultRoute
+
+
+class PolicyStep(Open):
+    position: int
+    kind: str
+    description: str = Field(description="the step in words")
+
+
+class Policy(Open):
+    id: int
+    name: str
+    repeat: int
+    steps: list[PolicyStep]
+    used_by_rules: list[str] = Field(description="routing rules that name this policy")
+    managed_by: str | None
+
+
+class PolicyList(Open):
+    policies: list[Policy]
+
+
+class PolicyExample(Open):
+    name: str
+    repeat: int
+    steps: list[dict[str, Any]] = Field(description="steps as POST /api/escalation-policies takes them")
+
+
+class OutboundChannel(Open):
+    id: int
+    name: str
+    kind: str
+    settings: dict[str, Any] = Field(description="secret fields show as (set), never their value")
+    managed_by: str | None
+
+
+class OutboundChannelList(Open):
+    channels: list[OutboundChannel]
+    kinds: dict[str, dict[str, Any]] = Field(description="each kind's label, secret fields and the actions it acts on")
+
+
+class Delivery(Open):
+    id: int
+    incident_id: int | None
+    method: str = Field(description="channel | slack_dm | sms | email")
+    action: str
+    status: str = Field(description="pending | delivered | failed")
+    attempts: int
+    last_error: str | None
+
+
+class DeliveryList(Open):
+    deliveries: list[Delivery]
+
+
+class TestQueued(Open):
+    status: str
+    delivery_id: int | None
+    follow: str
 
 
 class MatcherOut(Open):
@@ -489,6 +548,29 @@ class OnCallShiftList(Open):
     shifts: list[OnCallShift]
 
 
+# people's notification rules
+
+
+class NotificationRules(Open):
+    user_id: str
+    contacts: dict[str, str | None] = Field(description="email and phone (E.164); null when not set")
+    rules: list[dict[str, Any]] = Field(description="in order: {method: slack_dm | sms | email, delay_minutes}")
+    uses_default: bool = Field(description="no rules set: a page reaches them by a Slack DM at once")
+    updated_at: str | None
+
+
+class TestPage(Open):
+    delivery_id: int | None
+    method: str = Field(description="slack_dm | sms | email")
+    recipient: str | None = Field(description="the Slack user ID, phone number or e-mail address")
+    status: str | None = Field(description="pending, or failed at once (problem says why: no phone, no SMS channel …)")
+    problem: str | None
+
+
+class TestPages(Open):
+    user_id: str
+    delivery_ids: list[int | None]
+    deliveries: list[TestPage]
 
 
 # --- operations ------------------------------------------------------------------------------------
@@ -556,6 +638,7 @@ WINDOW_END = Param("end", "query", "until (like at, +7d after start); default st
 OVERRIDE_ID = Param("oid", "path", "the override's id", {"type": "string", "pattern": "^[0-9]+$"}, True)
 FEED_TOKEN = Param("token", "path", "the schedule's feed token (feed_url shows it)", {"type": "string"}, True)
 
+USER = Param("user_id", "path", "a Slack user ID (U…)", {"type": "string", "pattern": "^[UW][A-Z0-9]{2,}$"}, True)
 
 OK = "the answer"
 _ADMIN = {401: (Error, "no or wrong admin token"), 503: (Error, "the database is away; retry after Retry-After")}
@@ -635,6 +718,37 @@ def operations() -> list[Operation]:
                   _api((204, None, "removed"), found=True), params=(ID,)),
         Operation("get", "/api/applications/{id}/heartbeats", "An application's recent heartbeats", "applications",
                   _api((200, HeartbeatList, OK), (400, Error, "a bad limit"), found=True), params=(ID, LIMIT)),
+        # escalation
+        Operation("get", "/api/escalation-policies", "Escalation policies", "escalation", _api((200, PolicyList, OK))),
+        Operation("post", "/api/escalation-policies", "Add an escalation policy", "escalation",
+                  _api((201, Policy, "created; Location names it"), (409, Error, "the name is taken"), body=True),
+                  body=models.EscalationPolicyFields),
+        Operation("get", "/api/escalation-policies/example", "The monitoring design's L1–L3 policy, to start from",
+                  "escalation", _api((200, PolicyExample, "a policy body to POST after renaming its channels"))),
+        Operation("get", "/api/escalation-policies/{id}", "One escalation policy", "escalation",
+                  _api((200, Policy, OK), found=True), params=(ID,)),
+        Operation("put", "/api/escalation-policies/{id}", "Replace an escalation policy", "escalation",
+                  _api((200, Policy, OK), (409, Error, "the name is taken, or the config file manages it"), body=True, found=True),
+                  body=models.EscalationPolicyFields, params=(ID,)),
+        Operation("delete", "/api/escalation-policies/{id}", "Remove an escalation policy", "escalation",
+                  _api((204, None, "removed"), (409, Error, "a routing rule names it"), found=True), params=(ID,)),
+        Operation("get", "/api/outbound-channels", "Outbound channels (e-mail, Discord, Teams, webhook, GitHub, Twilio, PagerDuty)",
+                  "escalation", _api((200, OutboundChannelList, OK))),
+        Operation("post", "/api/outbound-channels", "Add an outbound channel", "escalation",
+                  _api((201, OutboundChannel, "created; Location names it"), (409, Error, "the name is taken"), body=True),
+                  body=models.OutboundChannelFields),
+        Operation("get", "/api/outbound-channels/{id}", "One outbound channel", "escalation",
+                  _api((200, OutboundChannel, OK), found=True), params=(ID,)),
+        Operation("put", "/api/outbound-channels/{id}", "Change an outbound channel (secrets left out are kept)", "escalation",
+                  _api((200, OutboundChannel, OK), (409, Error, "the name is taken, or the config file manages it"), body=True, found=True),
+                  body=models.OutboundChannelFields, params=(ID,)),
+        Operation("delete", "/api/outbound-channels/{id}", "Remove an outbound channel", "escalation",
+                  _api((204, None, "removed"), (409, Error, "an escalation policy sends to it"), found=True), params=(ID,)),
+        Operation("post", "/api/outbound-channels/{id}/test", "Send a test page through the channel", "escalation",
+                  _api((202, TestQueued, "queued; the delivery log shows how it went"), found=True), params=(ID,),
+                  body_required=False),
+        Operation("get", "/api/outbound-channels/{id}/deliveries", "The channel's delivery log, newest first", "escalation",
+                  _api((200, DeliveryList, OK), found=True), params=(ID,)),
         # routing rules
         Operation("get", "/api/rules", "Routing rules in order, and the default route", "routing rules", _api((200, RuleList, OK))),
         Operation("post", "/api/rules", "Add a routing rule", "routing rules",
@@ -735,6 +849,16 @@ def operations() -> list[Operation]:
                   "on-call", {200: ("calendar", "a week back to 60 days ahead, one event per shift"),
                               404: (Error, "no schedule has this feed token"), 500: (Error, "a bug"),
                               503: (Error, "the database is away")}, auth=None, params=(FEED_TOKEN,)),
+        # people's notification rules
+        Operation("get", "/api/users/{user_id}/notification-rules", "How a person is reached when paged", "people",
+                  _api((200, NotificationRules, OK), (400, Error, "not a Slack user ID")), params=(USER,)),
+        Operation("put", "/api/users/{user_id}/notification-rules", "Set a person's contacts and notification rules",
+                  "people", _api((200, NotificationRules, OK), body=True), body=models.NotificationRulesUpdate,
+                  params=(USER,)),
+        Operation("post", "/api/users/{user_id}/test-page", "Send a person a test page by each method of their rules",
+                  "people", _api((202, TestPages, "queued; GET /api/outbound-channels/{id}/deliveries or /health shows how it went"),
+                                 (400, Error, "not a Slack user ID, or a body was sent")),
+                  params=(USER,), body=EmptyBody, body_required=False),
         # reports
         Operation("get", "/api/delivery", "Is anything reaching Pulser, and Slack?", "operations", _api((200, Report, OK))),
         Operation("get", "/api/status", "What Pulser watches and how it stands", "operations", _api((200, Report, OK))),

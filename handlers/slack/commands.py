@@ -8,7 +8,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from blocks.help import help_message
-from handlers.slack import applications, deploy, events, incident_inbox, oncall, rules, silences, status
+from handlers.slack import applications, deploy, escalation, events, incident_inbox, oncall, people, rules, silences, status
 from handlers.slack.services import SlackServices
 
 log = structlog.get_logger(__name__)
@@ -32,6 +32,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "events": events.events_command,
     "incidents": incident_inbox.incidents_command,
     "oncall": oncall.oncall_command,
+    "me": people.me_command,
+    "escalation": escalation.escalation_command,
+    "policies": escalation.escalation_command,
+    "channels": escalation.channels_command,
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from handlers.slack import (
-    applications, commands, deploy, events, heartbeat_alerts, heroku, home, incident_inbox, incidents, integrations,
-    membership, oncall, rules, silences, status, storms,
+    applications, commands, deploy, escalation, events, heartbeat_alerts, heroku, home, incident_inbox, incidents,
+    integrations, membership, oncall, people, rules, silences, status, storms,
 )
 from handlers.slack.services import SlackServices
 
@@ -28,3 +28,5 @@ def register_all(app: AsyncApp, services: SlackServices) -> None:
     membership.register(app, services)
     storms.register(app, services)
     oncall.register(app, services)
+    escalation.register(app, services)
+    people.register(app, services)

@@ -44,6 +44,7 @@ from alerts.managed import is_managed, managed_notice
 from handlers.slack.admin import is_admin, refusal
 from handlers.slack.payloads import as_int, channel_of, clicked_id, view_metadata
 from handlers.slack.services import SlackServices
+from storage import escalation
 from storage import routing_rules as store
 from storage.audit import record_action
 
@@ -91,7 +92,8 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if rule is None:
             return
         metadata = {"rule_id": rule.id, "channel_id": channel_of(body), "user_id": user}
-        await _open(client, body, respond, rule_modal(metadata=metadata, rule=rule, **_DOMAIN))
+        policy = await escalation.get_policy(pool, rule.escalation_policy_id) if rule.escalation_policy_id else None
+        await _open(client, body, respond, rule_modal(metadata=metadata, rule=rule, policy_name=policy and policy["name"], **_DOMAIN))
 
     @app.action(DELETE)
     async def on_delete(ack: AsyncAck, body: dict, client, respond) -> None:
@@ -134,6 +136,19 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     # --- modal submissions ---------------------------------------------------------------------
 
+    async def _with_policy_id(fields: dict[str, Any]) -> dict[str, Any]:
+        """The form names a policy; the rule stores its id. An unknown name is the field's error."""
+        fields = await services.channels.resolve_field(fields)
+        name = fields.pop("escalation_policy", None)
+        fields["escalation_policy_id"] = None
+        if name:
+            policy_id = await escalation.policy_id_by_name(pool, name.strip())
+            if policy_id is None:
+                known = ", ".join(p["name"] for p in await escalation.list_policies(pool)) or "none yet"
+                raise RuleValidationError({"escalation_policy": f"no escalation policy is called {name.strip()!r} (known: {known})"})
+            fields["escalation_policy_id"] = policy_id
+        return fields
+
     @app.view(ADD_CALLBACK)
     async def on_add_submitted(ack: AsyncAck, body: dict, view: dict, client) -> None:
         user = body["user"]["id"]
@@ -141,7 +156,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             await ack(response_action="errors", errors={"name": refusal(ACTION_WORDS)})
             return
         try:
-            spec = validate_rule(await services.channels.resolve_field(submitted_fields(view["state"]["values"])))
+            spec = validate_rule(await _with_policy_id(submitted_fields(view["state"]["values"])))
         except RuleValidationError as exc:
             await ack(response_action="errors", errors=form_errors(exc.errors))
             return
@@ -167,7 +182,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             await ack(response_action="errors", errors={"name": managed_notice("This rule", current.name)})
             return
         try:
-            spec = validate_rule(await services.channels.resolve_field(submitted_fields(view["state"]["values"])))
+            spec = validate_rule(await _with_policy_id(submitted_fields(view["state"]["values"])))
         except RuleValidationError as exc:
             await ack(response_action="errors", errors=form_errors(exc.errors))
             return

@@ -29,5 +29,6 @@ class SlackServices:
     deploys: Any = None  # alerts.deploys.Deploys: services, deploy requests, approval, triggers
     home: Any = None  # alerts.home.HomeRefresher: who opened App Home, to refresh their dashboard
     integrations: Any = None  # alerts.integrations.Integrations: App Home's section and its Send test buttons
+    escalation: Any = None  # alerts.escalation.engine.EscalationEngine: test pages take the path real pages take
     # Channel names typed into forms and commands become IDs before they are saved.
     channels: ChannelResolver = field(default_factory=ChannelResolver)
