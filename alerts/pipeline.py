@@ -23,12 +23,14 @@ Nothing here talks to Slack: messages are rows with a due time that the notifier
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping
+from typing import AsyncIterator, Callable, Mapping
 
 import asyncpg
 import structlog
@@ -159,7 +161,7 @@ class AlertPipeline:
         """Ingest inside the caller's transaction (the Heroku monitor saves its state in the same
         one); the caller calls `after_commit` with the results once it has committed."""
         result = await self._ingest(conn, alert, now, default_channel)
-        if _changed([result]):
+        if _changed([result]) and _read_once.get() is None:  # a batch announces once, at its end
             await notifications.announce(conn)
         return result
 
@@ -231,7 +233,7 @@ class AlertPipeline:
 
     async def _grouping(self, conn: asyncpg.Connection, alert: NormalizedAlert) -> "Grouping | None":
         """The group of an alert whose first matching routing rule has `group_by`, else None."""
-        rules = [routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)]
+        rules = await self._rules(conn)
         for rule in sorted(rules, key=lambda r: r.position):
             if routing.matches(rule, alert, alert.severity):
                 return Grouping.of(rule, alert) if rule.group_by else None
@@ -443,12 +445,38 @@ class AlertPipeline:
     async def _routes(
         self, conn: asyncpg.Connection, alert: NormalizedAlert, severity: str, default_channel: str | None = None
     ) -> list[routing.Route]:
-        # Read per alert, not cached: a rule edited in Slack routes the very next alert.
-        rules = [routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)]
+        rules = await self._rules(conn)
         return routing.route(rules, alert, severity, default_channel or self.settings.default_channel)
 
     async def _suppression(self, conn: asyncpg.Connection, key: str, labels: Mapping[str, str], now: datetime) -> str | None:
+        batch = _read_once.get()
+        if batch is not None:
+            return await batch.suppressions.reason(conn, labels, exclude_group_key=key)
         return await suppression(conn, labels, now, exclude_group_key=key)
+
+    async def _rules(self, conn: asyncpg.Connection) -> list[routing.RoutingRule]:
+        batch = _read_once.get()
+        if batch is not None:
+            return batch.rules
+        # Read per alert, not cached: a rule edited in Slack routes the very next alert.
+        return [routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)]
+
+    @contextlib.asynccontextmanager
+    async def reading_once(self, conn: asyncpg.Connection, now: datetime) -> AsyncIterator[None]:
+        """Within this block (one transaction ingesting many alerts: the watcher's claim of a
+        thousand overdue apps), routing rules, silences and inhibition rules are read once, not
+        twice or thrice per alert. Inhibiting incidents are still looked up per alert: the batch
+        may open the very incident that inhibits the next alert. The notifiers are woken once, at
+        the end, rather than once per alert."""
+        token = _read_once.set(_ReadOnce(
+            rules=[routing.RoutingRule.from_row(row) for row in await routing_rules.list_rules(conn)],
+            suppressions=await Suppressions.load(conn, now),
+        ))
+        try:
+            yield
+            await notifications.announce(conn)
+        finally:
+            _read_once.reset(token)
 
     async def release_suppressed(self, *, now: datetime | None = None) -> int:
         """Post incidents whose silence ended or whose inhibiting incident resolved (the sweep calls
@@ -518,6 +546,16 @@ async def suppression(
     """Why one alert must be held back (see `Suppressions.reason`), reading the silences and rules
     now — an alert opening an incident must see a silence created a moment ago."""
     return await (await Suppressions.load(conn, now)).reason(conn, labels, exclude_group_key=exclude_group_key)
+
+
+@dataclass(frozen=True)
+class _ReadOnce:
+    rules: list[routing.RoutingRule]
+    suppressions: Suppressions
+
+
+# Set by `AlertPipeline.reading_once` for the task ingesting a batch; other tasks read as ever.
+_read_once: contextvars.ContextVar[_ReadOnce | None] = contextvars.ContextVar("pipeline_read_once", default=None)
 
 
 def _changed(results: list[IngestResult]) -> bool:

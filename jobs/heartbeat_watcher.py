@@ -114,16 +114,19 @@ class HeartbeatWatcher:
         results: list[IngestResult] = []
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await applications.claim_overdue(conn, limit=self.batch_size)
-            for row in rows:
-                app = ClaimedApp.from_row(row)
-                alert = heartbeat_incidents.missed_alert(
-                    app, deadline=app.next_deadline, last_heartbeat=app.last_heartbeat, now=app.claimed_at
-                )
-                result = await self.pipeline.ingest_in(conn, alert, now=app.claimed_at, default_channel=app.channel)
-                await heartbeat_incidents.after_firing(conn, result, now=app.claimed_at)
-                results.append(result)
-                log.info("heartbeat.missed", app_id=app.id, app=app.name, deadline=app.next_deadline,
-                         incident_id=result.incident_id, outcome=result.outcome)
+            if not rows:
+                return 0
+            async with self.pipeline.reading_once(conn, rows[0]["claimed_at"]):
+                for row in rows:
+                    app = ClaimedApp.from_row(row)
+                    alert = heartbeat_incidents.missed_alert(
+                        app, deadline=app.next_deadline, last_heartbeat=app.last_heartbeat, now=app.claimed_at
+                    )
+                    result = await self.pipeline.ingest_in(conn, alert, now=app.claimed_at, default_channel=app.channel)
+                    await heartbeat_incidents.after_firing(conn, result, now=app.claimed_at)
+                    results.append(result)
+                    log.info("heartbeat.missed", app_id=app.id, app=app.name, deadline=app.next_deadline,
+                             incident_id=result.incident_id, outcome=result.outcome)
         self.pipeline.after_commit(results)
         return len(rows)
 

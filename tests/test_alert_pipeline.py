@@ -297,6 +297,34 @@ async def test_inhibition_holds_back_the_target_while_the_source_fires(pipeline,
     assert await pipeline.release_suppressed(now=T0 + timedelta(minutes=2)) == 1
 
 
+async def test_a_batch_read_once_still_lets_its_own_incidents_inhibit_later_alerts(pipeline, pool):
+    await silences.create_inhibition_rule(
+        pool, name="node down hides service down",
+        source_matchers=[{"name": "alertname", "op": "=", "value": "NodeDown"}],
+        target_matchers=[{"name": "alertname", "op": "=", "value": "ServiceDown"}],
+        equal=["instance"], created_by="api",
+    )
+    async with pool.acquire() as conn, conn.transaction(), pipeline.reading_once(conn, T0):
+        node = await pipeline.ingest_in(
+            conn, alert(source="alertmanager", fingerprint="n1", tags={"alertname": "NodeDown", "instance": "db-1"}), now=T0
+        )
+        service = await pipeline.ingest_in(
+            conn, alert(source="alertmanager", fingerprint="s1", tags={"alertname": "ServiceDown", "instance": "db-1"}), now=T0
+        )
+    assert (node.outcome, service.outcome) == ("opened", "suppressed")
+
+
+async def test_a_batch_reads_the_routing_rules_as_they_were_when_it_began(pipeline, pool):
+    async with pool.acquire() as conn, conn.transaction(), pipeline.reading_once(conn, T0):
+        await routing_rules.create_rule(pool, validate_rule({"name": "api", "channel": "#api"}).as_row(), created_by="t")
+        first = await pipeline.ingest_in(conn, alert(fingerprint="a"), now=T0)
+    second = await pipeline.ingest(alert(fingerprint="b"), now=T0)
+    [(first_message,), (second_message,)] = [
+        await incidents.messages_for(pool, r.incident_id) for r in (first, second)
+    ]
+    assert (first_message["channel"], second_message["channel"]) == ("#ops-alerts", "#api")
+
+
 async def test_the_database_refuses_a_second_firing_incident_for_one_key(pipeline, pool):
     first = await pipeline.ingest(alert(), now=T0)
     incident = await incidents.get_incident(pool, first.incident_id)
