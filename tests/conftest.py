@@ -122,8 +122,18 @@ async def _empty_again(pg_server: str, admin: asyncpg.Connection, name: str) -> 
                 return False
             if await _schema_fingerprint(conn) != await _template_fingerprint(pg_server):
                 return False  # a constraint, column, index, trigger or function a test added or dropped
-            emptied = ", ".join(f'"{t}"' for t in tables if t != "schema_migrations")
-            await conn.execute(f"TRUNCATE {emptied} RESTART IDENTITY CASCADE")
+            # Only the tables a test wrote to: truncating all sixty-odd costs ~0.4 s (new files for
+            # each table and index), asking which hold rows is one statement.
+            holding = await conn.fetch(" UNION ALL ".join(
+                f"SELECT '{t}' AS t WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables if t != "schema_migrations"
+            ))
+            if holding:
+                await conn.execute(f"TRUNCATE {', '.join(chr(34) + r['t'] + chr(34) for r in holding)} CASCADE")
+            # Every sequence a test advanced starts at 1 again (rolled-back inserts advance them too).
+            await conn.execute(
+                "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false) FROM pg_sequences"
+                " WHERE schemaname = 'public' AND last_value IS NOT NULL"
+            )
         finally:
             await conn.close()
         return True
