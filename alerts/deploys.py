@@ -31,6 +31,7 @@ import structlog
 from alerts.applications import CHANNEL, ValidationError
 from alerts.platform_events import EventSpec, PlatformEvents
 from alerts.sources.heroku_api import HerokuError, HerokuNotConfigured
+from alerts.tls import client_context
 from storage import audit
 from storage import deploys as store
 from storage.deploys import DeployRequest, DeployService, ServiceNameTaken, ServiceSpec
@@ -314,7 +315,7 @@ class Deploys:
         self._github_token = github_token or None
         self._webhook_secret = webhook_secret or None
         self._on_deploy = on_deploy or (lambda service, status: None)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers={"User-Agent": "pulser"})
+        self._http = httpx.AsyncClient(verify=client_context(), timeout=httpx.Timeout(timeout), headers={"User-Agent": "pulser"})
 
     def __repr__(self) -> str:  # tokens must not show up in a traceback's locals
         return f"Deploys(github_api_url={self.github_api_url!r})"

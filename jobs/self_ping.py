@@ -9,6 +9,8 @@ from typing import Awaitable, Callable
 import httpx
 import structlog
 
+from alerts.tls import client_context
+
 log = structlog.get_logger(__name__)
 
 INTERVAL_SECONDS = 60
@@ -19,7 +21,7 @@ class SelfPing:
         self._url = url
         self._healthy = healthy
         self._on_outcome = on_outcome or (lambda outcome: None)
-        self._client = httpx.AsyncClient(timeout=10, headers={"User-Agent": "pulser-self-ping"})
+        self._client = httpx.AsyncClient(verify=client_context(), timeout=10, headers={"User-Agent": "pulser-self-ping"})
 
     async def run_once(self) -> str:
         """Ping if healthy; returns the outcome (sent, skipped, failed). Never raises."""

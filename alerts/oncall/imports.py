@@ -20,6 +20,7 @@ import structlog
 from alerts.oncall.ical import CalendarError, read_events
 from alerts.oncall.people import user_for_email
 from alerts.oncall.validation import fetchable_url
+from alerts.tls import client_context
 from storage import schedules as store
 
 log = structlog.get_logger(__name__)
@@ -45,7 +46,7 @@ class CalendarImports:
         self.pool = pool
         self.slack_client = slack_client
         self._http = http or httpx.AsyncClient(
-            timeout=TIMEOUT, follow_redirects=True, headers={"User-Agent": "pulser-oncall", "Accept": "text/calendar"}
+            verify=client_context(), timeout=TIMEOUT, follow_redirects=True, headers={"User-Agent": "pulser-oncall", "Accept": "text/calendar"}
         )
 
     async def refresh_due(self, *, now: datetime | None = None) -> list[RefreshResult]:

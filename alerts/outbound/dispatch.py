@@ -28,6 +28,7 @@ from alerts.outbound import channels
 from alerts.outbound.channels.base import DeliveryFailed, Page, SendResult
 from alerts.outbound.loop import OutboxLoop
 from alerts.outbound.slack import DeliveryError, SlackDelivery, Throttled
+from alerts.tls import client_context
 from blocks.incidents import incident_message
 from blocks.pages import personal_page, trial_page
 from storage import incidents, outbound
@@ -99,7 +100,7 @@ class OutboundDispatcher(OutboxLoop):
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+            self._http = httpx.AsyncClient(verify=client_context(), timeout=TIMEOUT, follow_redirects=False)
         return self._http
 
     async def stop(self) -> None:

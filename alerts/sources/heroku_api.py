@@ -39,6 +39,8 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from alerts.tls import client_context
+
 log = structlog.get_logger(__name__)
 
 ACCEPT = "application/vnd.heroku+json; version=3"
@@ -114,6 +116,7 @@ class HerokuClient:
         self.requests_made = 0
         self._sleep = sleep
         self._http = httpx.AsyncClient(
+            verify=client_context(),
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             transport=transport,
