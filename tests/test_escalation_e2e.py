@@ -9,13 +9,16 @@ queue is delivered by the running dispatcher, to the stand-ins, for real."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
+from alerts.applications import validate_application
+from alerts.heartbeat_writer import HeartbeatEvent
 from blocks.incidents import ACK, ACTIONS_BLOCK_PREFIX
-from storage import escalation, incidents, outbound
+from storage import applications, escalation, incidents, outbound
 from tests import webhook_senders as send
 from tests.conftest import eventually, make_settings
 
@@ -211,6 +214,24 @@ async def test_refused_credentials_fail_at_once_without_retrying(pulser, sandbox
     assert texted["status"] == "failed" and texted["attempts"] == 1
     assert "401" in texted["last_error"] and standins.twilio_token not in texted["last_error"]
     assert len(standins.attempts("twilio")) == 1 and standins.received("pagerduty")  # the next step went on
+
+
+async def test_a_missed_heartbeat_escalates_the_same_way(pulser, sandbox, api, standins, smtp, paging):
+    rule = await api.post("/api/rules", json={"name": "heartbeats", "sources": ["heartbeat"], "channel": OPS,
+                                              "escalation_policy_id": paging["id"], "position": 1})
+    assert rule.status_code == 201, rule.text
+    spec = validate_application({"name": "nightly-backup", "expected_interval": 60, "grace_period": 0}, default_channel=OPS)
+    app = await applications.create_application(pulser.pool, spec, created_by="U0ALICE")
+    last = datetime.now(timezone.utc) - timedelta(minutes=5)  # its deadline passed four minutes ago
+    await pulser.heartbeat_writer.submit(HeartbeatEvent(uuid=app.uuid, kind="success", exit_code=None, received_at=last))
+    [incident] = await eventually(lambda: incidents.list_incidents(pulser.pool), timeout=30)
+    assert incident["source"] == "heartbeat" and incident["title"] == "nightly-backup missed its heartbeat"
+    await eventually(lambda: _l1_taken(pulser, incident["id"]), timeout=30)
+    [discord] = await eventually(lambda: standins.received("discord"), timeout=30)
+    assert "nightly-backup missed its heartbeat" in json.dumps(discord.json)
+    await after(pulser, incident, 15)
+    await eventually(lambda: len(smtp.messages) == 1, timeout=30)  # high: the on-call person, by their e-mail rule
+    assert "nightly-backup" in smtp.messages[0]["Subject"]
 
 
 async def _failed(pulser, incident_id: int):

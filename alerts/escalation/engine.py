@@ -5,9 +5,9 @@ incident was just posted), so a policy's first step goes out at once. Each due r
 transaction with the incident locked: the steps up to the next wait are taken (Slack posts and
 outbound deliveries are outbox rows written here, under idempotency keys), the run advances, and
 all of it commits together. An acknowledged or resolved incident stops its runs in the transaction
-that acknowledges or resolves it (`incident_acknowledged`, `incident_resolved`), which also tells
-every outbound channel that was paged (PagerDuty acknowledges and resolves, the GitHub issue is
-closed). A snoozed incident's runs wait for the snooze to end.
+that acknowledges or resolves it (`alerts.escalation.lifecycle`), which also tells every outbound
+channel that was paged (PagerDuty acknowledges and resolves, the GitHub issue is closed); a run
+found due for such an incident stops too. A snoozed incident's runs wait for the snooze to end.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from alerts.normalized import severity_at_least
 from alerts.outbound.channels import KINDS
 from alerts.outbound.loop import OutboxLoop
 from alerts.routing import Route
-from storage.storms import StormPolicy
 from storage import audit, escalation, incidents, notifications, outbound
+from storage.storms import StormPolicy
 
 log = structlog.get_logger(__name__)
 
 # A policy without waits is repeated no sooner than this (it would page in a tight loop otherwise).
 REPEAT_AT_LEAST = timedelta(minutes=1)
-# Personal rules without a rule of this kind fall back to a Slack DM.
+# How a person who has set no notification rules is reached: a Slack DM, at once.
 DEFAULT_RULES = ({"method": "slack_dm", "delay_minutes": 0},)
 
 OnCall = Callable[[asyncpg.Connection, str, datetime], Awaitable[list[str]]]
