@@ -62,24 +62,22 @@ class EscalationEngine(OutboxLoop):
     async def run_due(self, *, now: datetime | None = None) -> dict[str, int]:
         """Take every due step of every run, then every due personal rule."""
         now = now or datetime.now(timezone.utc)
-        steps = pages = 0
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                runs = await escalation.claim_due_runs(conn, now=now, limit=20)
-                for run in runs:
-                    steps += await self._advance(conn, run, now)
-            if len(runs) < 20:
-                break
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                due = await escalation.claim_due_pages(conn, now=now, limit=50)
-                for page in due:
-                    pages += await self._advance_page(conn, page, now)
-            if len(due) < 50:
-                break
+        steps = await self._each_due(escalation.claim_due_runs, self._advance, now, batch=20)
+        pages = await self._each_due(escalation.claim_due_pages, self._advance_page, now, batch=50)
         if steps or pages:
             self._on_enqueued()
         return {"escalation_steps": steps, "personal_pages": pages}
+
+    async def _each_due(self, claim, advance, now: datetime, *, batch: int) -> int:
+        """Claim due rows `batch` at a time, each batch in one transaction with what it causes."""
+        taken = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                due = await claim(conn, now=now, limit=batch)
+                for row in due:
+                    taken += await advance(conn, row, now)
+            if len(due) < batch:
+                return taken
 
     async def _advance(self, conn: asyncpg.Connection, run: dict, now: datetime) -> int:
         incident = await incidents.get_incident(conn, run["incident_id"], for_update=True)
