@@ -34,3 +34,13 @@ def test_every_setting_the_code_reads_is_documented():
     readme = (REPO / "README.md").read_text()
     missing = sorted(v for v in variables if f"`{v}`" not in readme)
     assert missing == []
+
+
+def test_the_paging_walkthroughs_policy_is_the_example_the_api_and_slack_offer():
+    from alerts.escalation.policies import monitoring_example
+    from alerts.escalation.step_syntax import parse_steps
+
+    section = (REPO / "README.md").read_text().split("### Walkthrough: the monitoring design's L1–L3", 1)[1]
+    steps_text = re.search(r"```text\n(.*?)```", section, flags=re.S).group(1)
+    steps, _ = parse_steps(steps_text)
+    assert steps == monitoring_example()["steps"]
