@@ -96,6 +96,11 @@ def _expected(app: WatchedApp) -> str:
     return f"expected {expected_text(app.expected_interval, app.schedule, app.timezone)}, grace {format_duration(app.grace_period)}"
 
 
+def _sentence(text: str) -> str:
+    """The first letter up, the rest as written (str.capitalize would lower "UTC")."""
+    return text[:1].upper() + text[1:]
+
+
 def _last_seen(last: datetime | None, now: datetime) -> str:
     if last is None:
         return "never seen"
@@ -114,7 +119,7 @@ def _alert(app: WatchedApp, *, title: str, description: str, alertname: str, now
 def missed_alert(app: WatchedApp, *, deadline: datetime, last_heartbeat: datetime | None, now: datetime) -> NormalizedAlert:
     """The alert of an app whose deadline (due + grace) passed without a heartbeat."""
     description = (
-        f"{_last_seen(last_heartbeat, now).capitalize()}; {_expected(app)}.\n"
+        f"{_sentence(_last_seen(last_heartbeat, now))}; {_expected(app)}.\n"
         f"Deadline passed at {_when(deadline)}."
     )
     return _alert(app, title=f"{app.name} missed its heartbeat", description=description, alertname=MISSED, now=now)

@@ -507,3 +507,22 @@ async def test_an_incident_for_a_channel_pulser_is_not_in_is_held_shown_by_defau
     await sandbox.send_event({"type": "member_joined_channel", "user": sandbox.bot_user_id, "channel": "C0PAY"})
     delivered = await eventually(lambda: [m for m in top_level(sandbox, "C0PAY") if "payments-sync" in m["text"]], timeout=30)
     assert len(delivered) == 1
+
+
+def test_the_missed_alert_says_when_the_app_was_last_seen_and_expected():
+    from uuid import uuid4
+
+    from alerts.heartbeat_incidents import ClaimedApp, missed_alert
+
+    now = datetime(2026, 3, 1, 14, 12, 10, tzinfo=timezone.utc)
+    app = ClaimedApp(
+        id=7, uuid=uuid4(), name="nightly-backup", channel="C0OPS", expected_interval=300, grace_period=60,
+        schedule=None, timezone="UTC", next_deadline=now - timedelta(minutes=6),
+        last_heartbeat=now - timedelta(minutes=12), claimed_at=now,
+    )
+    alert = missed_alert(app, deadline=app.next_deadline, last_heartbeat=app.last_heartbeat, now=now)
+    assert alert.title == "nightly-backup missed its heartbeat"
+    assert alert.description == (
+        "Last seen 12 min ago (2026-03-01 14:00:10 UTC); expected every 5 min, grace 1 min.\n"
+        "Deadline passed at 2026-03-01 14:06:10 UTC."
+    )
