@@ -51,7 +51,8 @@ PD_SEVERITIES = ("critical", "error", "warning", "info")
 
 @dataclass
 class Received:
-    """One request as a stand-in saw it. `headers` leave out Authorization."""
+    """One request as a stand-in saw it. `headers` leave out Authorization; `at` is when its body
+    had arrived (time.time()), so a benchmark can time a page from its cause to its arrival."""
 
     service: str
     method: str
@@ -60,6 +61,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answer: int = 0
+    at: float = field(default_factory=time.time)
 
     @property
     def json(self) -> Any:
