@@ -133,7 +133,7 @@ def ops_posts(sandbox) -> list[dict]:
 async def test_an_unacknowledged_critical_walks_l1_l2_l3_with_one_message_per_step(pulser, sandbox, api, standins, smtp, paging):
     incident = await fire(api, pulser)
     await eventually(lambda: standins.received("discord"), timeout=30)
-    assert len(ops_posts(sandbox)) == 1
+    await eventually(lambda: len(ops_posts(sandbox)) == 1, timeout=30)  # L1's Slack part: the routed post
 
     await after(pulser, incident, 15)
     await eventually(lambda: len(smtp.messages) == 1, timeout=30)
@@ -156,7 +156,7 @@ async def test_ack_midway_stops_the_rest_and_acknowledges_upstream(pulser, sandb
     incident = await fire(api, pulser)
     await to_l3(pulser, incident)  # L1 … L3 all taken: PagerDuty triggered
     await eventually(lambda: standins.received("pagerduty"), timeout=30)
-    [message] = ops_posts(sandbox)[:1]
+    message = (await eventually(lambda: ops_posts(sandbox), timeout=30))[0]
     await sandbox.send_block_action(ACK, str(incident["id"]), user_id="U0ALICE", channel_id=message["channel"],
                                     message_ts=message["ts"], block_id=f"{ACTIONS_BLOCK_PREFIX}{incident['id']}")
     await eventually(lambda: len(standins.received("pagerduty")) == 2, timeout=30)
