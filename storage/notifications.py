@@ -120,35 +120,27 @@ async def mark_retry(
     error: str,
     *,
     max_attempts: int,
-    base_delay: timedelta = timedelta(seconds=5),
-    not_before: timedelta | None = None,
+    wait: timedelta,
     count_attempt: bool = True,
 ) -> bool:
-    """Schedule another try with exponential backoff (capped at 10 min), but no sooner than
-    `not_before` (Slack's Retry-After); False once given up. `count_attempt=False` is for faults
-    that are not this row's (Slack refusing the token while it is rotated): the row waits, its
-    attempts are given back, and it is never given up for them."""
+    """Schedule another try `wait` from now (the caller's backoff, or Slack's Retry-After); False
+    once given up. `count_attempt=False` is for faults that are not this row's (a rate limit,
+    Slack refusing the token while it is rotated): the row waits, its attempts are given back, and
+    it is never given up for them."""
     status = await pool.fetchval(
         """
         UPDATE notifications
            SET last_error = left($2, 2000), claimed_by = NULL,
-               attempts = CASE WHEN $6 THEN attempts ELSE GREATEST(attempts - 1, 0) END,
-               status = CASE WHEN $6 AND attempts >= $3 THEN 'failed' ELSE 'pending' END,
-               next_attempt_at = now() + CASE
-                   WHEN $6 THEN GREATEST(
-                       coalesce($5::interval, interval '0'),
-                       LEAST(interval '10 minutes', $4::interval * power(2, GREATEST(attempts - 1, 0))))
-                   -- not this row's fault (a rate limit, a refused token, a summary updated a moment
-                   -- ago): wait exactly as long as asked, no backoff on top
-                   ELSE coalesce($5::interval, $4::interval) END
+               attempts = CASE WHEN $5 THEN attempts ELSE GREATEST(attempts - 1, 0) END,
+               status = CASE WHEN $5 AND attempts >= $3 THEN 'failed' ELSE 'pending' END,
+               next_attempt_at = now() + $4::interval
          WHERE id = $1
         RETURNING status
         """,
         notification_id,
         error,
         max_attempts,
-        base_delay,
-        not_before,
+        wait,
         count_attempt,
     )
     return status == "pending"

@@ -15,7 +15,6 @@ A delivery passes a few small stages, each its own function:
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
@@ -27,6 +26,7 @@ from alerts.incident_view import incident_view
 from alerts.outbound import channels
 from alerts.outbound.channels.base import DeliveryFailed, Page, SendResult
 from alerts.outbound.loop import OutboxLoop
+from alerts.outbound.retry import backoff
 from alerts.outbound.slack import DeliveryError, SlackDelivery, Throttled
 from alerts.tls import client_context
 from blocks.incidents import incident_message
@@ -62,11 +62,6 @@ def page_of(delivery: dict, incident: dict | None) -> Page:
 
 def _address(delivery: dict) -> str | None:
     return delivery["recipient"] if delivery["method"] in ("sms", "email") else None
-
-
-def backoff(attempts: int, *, base: float, cap: float) -> float:
-    """Seconds before try `attempts + 1`: base, 2×base, 4×base … capped, ±20 % so replicas spread."""
-    return min(cap, base * 2 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)
 
 
 class OutboundDispatcher(OutboxLoop):
@@ -182,8 +177,8 @@ class OutboundDispatcher(OutboxLoop):
         now = datetime.now(timezone.utc)
         if exc.retryable and delivery["attempts"] < self.max_attempts:
             wait = exc.retry_after if exc.retry_after is not None else backoff(
-                delivery["attempts"], base=self.backoff_base, cap=self.backoff_cap
-            )
+                delivery["attempts"], base=timedelta(seconds=self.backoff_base), cap=timedelta(seconds=self.backoff_cap)
+            ).total_seconds()
             await outbound.retry(self.pool, delivery["id"], error=exc.reason, at=now + timedelta(seconds=wait))
             self._on_result(kind, "retrying")
             bound.warning("outbound.retrying", reason=exc.reason, retry_in=round(wait, 1))

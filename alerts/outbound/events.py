@@ -17,7 +17,8 @@ import asyncpg
 import structlog
 
 from alerts.outbound.slack import CHANNEL_ERRORS, DeliveryError, SlackDelivery, Throttled
-from alerts.outbound.incidents import MAX_ATTEMPTS, backoff
+from alerts.outbound.incidents import MAX_ATTEMPTS
+from alerts.outbound.retry import backoff
 from alerts.outbound.loop import OutboxLoop
 from alerts.platform_events import event_view
 from blocks.events import event_message

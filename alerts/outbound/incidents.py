@@ -19,6 +19,7 @@ import structlog
 from alerts.outbound.slack import CHANNEL_ERRORS, GONE_ERRORS, DeliveryError, SlackDelivery, Throttled
 from alerts.incident_view import incident_view
 from alerts.outbound.loop import OutboxLoop
+from alerts.outbound.retry import backoff
 from blocks.incidents import escalation_post, incident_message, status_reply
 from blocks.kit import channel_ref
 from blocks.storms import NAMED_PER_REPLY, digest_message, roll_call
@@ -33,9 +34,10 @@ MESSAGE_EVENT = "pulser_incident_message"
 DIGEST_EVENT = "pulser_storm_digest"
 # How soon a digest's next thread reply may name what folded since (the channel's budget paces it too).
 ROLL_CALL_EVERY = timedelta(seconds=1)
-# Transient failures back off 2, 4, 8 … s, capped; a message is given up only after this many.
-MAX_BACKOFF = timedelta(minutes=5)
+# Transient failures back off (alerts.outbound.retry); a message is given up only after this many.
 MAX_ATTEMPTS = 30
+# A thread reply waits longer between tries: its parent message is usually what it waits for.
+REPLY_BACKOFF_BASE = timedelta(seconds=5)
 
 
 # A message held because Slack refuses its channel is tried again this often (and at once when the
@@ -49,10 +51,6 @@ def fallback_route(channel: str) -> dict:
         "rule_id": None, "channel": channel, "mention": None, "mention_min_severity": "high", "runbook_url": None,
         "escalate_after_minutes": None, "escalate_to": None, "escalation_levels": 0,
     }
-
-
-def backoff(attempts: int) -> timedelta:
-    return min(MAX_BACKOFF, timedelta(seconds=2 ** max(1, min(attempts, 12))))
 
 
 def _content(incident: dict, message: dict, now: datetime) -> dict:
@@ -302,7 +300,10 @@ class IncidentNotifier(OutboxLoop):
                 if parent["failed"]:
                     await notifications.mark_failed(self.pool, row["id"], "the incident message was never posted")
                 else:
-                    await notifications.mark_retry(self.pool, row["id"], "incident message not posted yet", max_attempts=MAX_ATTEMPTS)
+                    await notifications.mark_retry(
+                        self.pool, row["id"], "incident message not posted yet", max_attempts=MAX_ATTEMPTS,
+                        wait=backoff(row["attempts"], base=REPLY_BACKOFF_BASE),
+                    )
                 return
             channel = parent["slack_channel"]
             kwargs["thread_ts"] = parent["slack_ts"]
@@ -314,7 +315,7 @@ class IncidentNotifier(OutboxLoop):
             )
         except Throttled as exc:
             await notifications.mark_retry(
-                self.pool, row["id"], str(exc), max_attempts=MAX_ATTEMPTS, not_before=timedelta(seconds=exc.retry_after),
+                self.pool, row["id"], str(exc), max_attempts=MAX_ATTEMPTS, wait=timedelta(seconds=exc.retry_after),
                 count_attempt=False,
             )
             return
@@ -322,7 +323,10 @@ class IncidentNotifier(OutboxLoop):
             if exc.permanent:
                 await notifications.mark_failed(self.pool, row["id"], f"slack: {exc.error}")
             else:
-                await notifications.mark_retry(self.pool, row["id"], f"slack: {exc.error}", max_attempts=MAX_ATTEMPTS)
+                await notifications.mark_retry(
+                    self.pool, row["id"], f"slack: {exc.error}", max_attempts=MAX_ATTEMPTS,
+                    wait=backoff(row["attempts"], base=REPLY_BACKOFF_BASE),
+                )
             bound.warning("incident_reply.failed", error=exc.error, permanent=exc.permanent)
             return
         await notifications.mark_sent(self.pool, row["id"], channel=response["channel"], ts=response["ts"])
