@@ -5,7 +5,9 @@ call, no watcher thread or extra dependency).
 A file that does not check, or whose apply fails, changes nothing: the previous state stays, and
 the reason goes to the log, to /health (component `config`, `degraded`) and once per distinct
 problem to Slack's default channel. Channel names in the file (#ops-deploy) become channel IDs
-where Slack knows them, as they do when saved from Slack or the API.
+where Slack knows them, as they do when saved from Slack or the API. `${VAR}` in outbound channel
+settings is filled from this process's environment at every apply: changing a secret is changing
+the variable and sending SIGHUP (or restarting).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncpg
 import structlog
 
 from alerts.channels import ChannelResolver
-from alerts.config_file import ConfigInvalid, ConfigSpec, check_text
+from alerts.config_file import ConfigInvalid, ConfigSpec, KnownNames, check_text
 from storage import managed_config
 
 log = structlog.get_logger(__name__)
@@ -60,12 +62,17 @@ class ConfigSync:
         """Check and apply the file; True when the database now matches it."""
         async with self._lock:
             self._seen = self._stamp()
+            spec = None
             try:
                 text = self.path.read_text(encoding="utf-8")
-                spec = await self._resolved(check_text(text))
+                known = KnownNames(**await managed_config.known_names(self.pool))
+                spec = await self._resolved(check_text(text, env=os.environ, known=known))
                 result = await managed_config.apply(self.pool, spec, source=self.path.name)
             except ConfigInvalid as exc:
                 return await self._failed(reason, [str(e) for e in exc.errors])
+            except managed_config.ApplyRefused as exc:  # the database as it stands cannot take the file
+                assert spec is not None
+                return await self._failed(reason, [str(spec.error_at(loc, message)) for loc, message in exc.problems])
             except (OSError, UnicodeDecodeError) as exc:
                 return await self._failed(reason, [f"cannot read {self.path}: {type(exc).__name__}: {exc}"])
             except Exception as exc:  # the database refused: the transaction rolled back, nothing changed
@@ -76,6 +83,8 @@ class ConfigSync:
             self.errors = []
             self._notified = None
             log.info("config.applied", path=str(self.path), reason=reason, summary=self.summary, changes=result.changes[:50])
+            if spec.warnings:  # places and reasons only: a warning never holds a value
+                log.warning("config.warnings", path=str(self.path), warnings=[str(w) for w in spec.warnings[:SHOWN_ERRORS]])
             return True
 
     async def _resolved(self, spec: ConfigSpec) -> ConfigSpec:

@@ -29,7 +29,7 @@ COMMANDS = {
     "sidecar": "run only the HTTP sidecar (heartbeats, webhooks, API, /health, /metrics) and the scheduler",
     "migrate": "apply database migrations and exit",
 }
-CONFIG_HELP = "check, export or describe the config file (PULSER_CONFIG: routing rules, silences, …)"
+CONFIG_HELP = "check, export or describe the config file (PULSER_CONFIG: routing rules, silences, escalation policies, …)"
 SEND_ALERT_HELP = "post an alert through the pipeline (POST /webhooks/generic on a running Pulser)"
 
 
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", help="the YAML file to check")
     export = config_sub.add_parser(
-        "export", help="write today's routing rules, silences, inhibition rules, event routes and deploy services as a config file"
+        "export", help="write today's routing rules, silences, inhibition rules, event routes, deploy services, outbound "
+        "channels, schedules and escalation policies as a config file (secrets as ${PULSER_…} variables, never values)"
     )
     export.add_argument("-o", "--output", help="write here instead of standard output")
     schema = config_sub.add_parser("schema", help="print the config file's JSON Schema (docs/pulser.schema.json)")
@@ -138,6 +139,8 @@ def config_check(path: str) -> int:
             print(f"{path}:{error.line or 1}: {error.path or '(file)'}: {error.message}", file=sys.stderr)
         print(f"pulser: {path}: {len(exc.errors)} error(s); nothing would be applied", file=sys.stderr)
         return 2
+    for warning in spec.warnings:
+        print(f"{path}:{warning.line or 1}: {warning.path or '(file)'}: warning: {warning.message}", file=sys.stderr)
     print(f"pulser: {path} is valid: {spec.summary()}")
     return 0
 

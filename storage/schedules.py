@@ -119,6 +119,11 @@ async def layers_of(conn: Conn, schedule_ids: Iterable[int]) -> dict[int, list[d
     return found
 
 
+async def replace_layers(conn: asyncpg.Connection, schedule_id: int, layers: Sequence[dict[str, Any]]) -> None:
+    """The same, for a caller with its own transaction (the config file's apply)."""
+    await _put_layers(conn, schedule_id, layers)
+
+
 async def _put_layers(conn: asyncpg.Connection, schedule_id: int, layers: Sequence[dict[str, Any]]) -> None:
     """Replace the layers; calendars no layer names any more go, with their events."""
     await conn.execute("DELETE FROM oncall_layers WHERE schedule_id = $1", schedule_id)

@@ -12,7 +12,9 @@ import jsonschema
 import pytest
 import yaml
 
-from alerts.config_file import ConfigInvalid, _plain, check_text, json_schema_text
+from alerts.config_env import interpolate
+from alerts.config_export import secret_variables
+from alerts.config_file import ConfigInvalid, KnownNames, _plain, check_text, json_schema_text
 from bot.cli import main
 from bot.settings import SettingsError
 from tests.conftest import make_settings
@@ -29,9 +31,9 @@ event_routes:
 """
 
 
-def errors_of(text: str) -> list[tuple[int | None, str, str]]:
+def errors_of(text: str, **options) -> list[tuple[int | None, str, str]]:
     with pytest.raises(ConfigInvalid) as caught:
-        check_text(textwrap.dedent(text))
+        check_text(textwrap.dedent(text), **options)
     return [(e.line, e.path, e.message) for e in caught.value.errors]
 
 
@@ -116,6 +118,136 @@ def test_a_silence_that_has_ended_is_still_a_valid_entry():
     assert spec.silences[0].ends_at.year == 2020 and spec.silences[0].created_by == "config"
 
 
+# --- outbound channels, schedules, escalation policies ------------------------------------------------
+
+PAGERDUTY_KEY = "0123456789abcdef0123456789abcdef"
+PAGING = """\
+outbound_channels:
+  - name: pagerduty
+    kind: pagerduty
+    settings:
+      routing_key: ${PD_KEY}
+schedules:
+  - name: Primary
+    time_zone: Europe/Berlin
+    layers:
+      - {members: [U012ABCDEF], shift: 1 week, handoff: 10:30, start: 2026-12-07}
+escalation_policies:
+  - name: Critical paging
+    steps:
+      - {kind: oncall, target: Primary}
+      - {kind: wait, wait_minutes: 10}
+      - {kind: outbound, channel: pagerduty}
+routing_rules:
+  - name: payments
+    channel: "#payments"
+    escalation_policy: Critical paging
+"""
+
+
+def test_paging_sections_pass_with_the_secret_taken_from_the_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PD_KEY", PAGERDUTY_KEY)
+    path = tmp_path / "pulser.yml"
+    path.write_text(PAGING)
+    assert main(["config", "check", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "1 outbound channel(s), 1 schedule(s), 1 escalation policy(ies)" in out and err == ""
+    assert PAGERDUTY_KEY not in out + err
+    spec = check_text(PAGING)
+    assert spec.channels[0].settings == {"routing_key": PAGERDUTY_KEY} and PAGERDUTY_KEY not in repr(spec)
+    assert spec.rule_policies["payments"].name == "Critical paging"
+
+
+def test_an_unset_variable_is_an_error_at_its_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("PD_KEY", raising=False)
+    path = tmp_path / "pulser.yml"
+    path.write_text(PAGING)
+    assert main(["config", "check", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"{path}:5: outbound_channels[0].settings.routing_key: the environment variable PD_KEY is not set"
+    )
+
+
+def test_a_secret_written_in_the_file_passes_with_a_warning_that_does_not_repeat_it(tmp_path, capsys):
+    path = tmp_path / "pulser.yml"
+    path.write_text(PAGING.replace("${PD_KEY}", PAGERDUTY_KEY))
+    assert main(["config", "check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:5: outbound_channels[0].settings.routing_key: warning: a secret written in the file" in err
+    assert "Write ${ENV_VAR}" in err and PAGERDUTY_KEY not in err
+
+
+def test_double_dollar_is_a_literal_dollar_and_a_reference_may_sit_inside_text():
+    value, problems = interpolate({"a": "Bearer ${TOKEN}", "b": ["cost $$5", "$${NOT_A_VARIABLE}", "a$b"]}, {"TOKEN": "t"})
+    assert value == {"a": "Bearer t", "b": ["cost $5", "${NOT_A_VARIABLE}", "a$b"]} and problems == []
+
+
+def test_a_rule_naming_an_unknown_policy_is_an_error_at_its_line():
+    text = PAGING.replace("escalation_policy: Critical paging", "escalation_policy: Critical")
+    [(line, path, message)] = errors_of(text, env={"PD_KEY": PAGERDUTY_KEY}, known=KnownNames(policies=frozenset({"Made in Slack"})))
+    assert (line, path) == (20, "routing_rules[0].escalation_policy")
+    assert message == ("no escalation policy is called 'Critical': define it under escalation_policies, or name one "
+                       "Pulser has (known: Critical paging, Made in Slack)")
+
+
+def test_names_pulser_may_have_are_warnings_when_checked_offline(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PD_KEY", PAGERDUTY_KEY)
+    path = tmp_path / "pulser.yml"
+    path.write_text(PAGING.replace("escalation_policy: Critical paging", "escalation_policy: Made in Slack")
+                    .replace("target: Primary", "target: Secondary"))
+    assert main(["config", "check", str(path)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{path}:14: escalation_policies[0].steps[0].target: warning: no schedule called 'Secondary' in this file: "
+        "applying it needs one of that name made in Slack or the API",
+        f"{path}:20: routing_rules[0].escalation_policy: warning: no escalation policy called 'Made in Slack' in this "
+        "file: applying it needs one of that name made in Slack or the API",
+    ]
+
+
+def test_names_pulser_has_are_accepted_when_known():
+    spec = check_text(PAGING.replace("channel: pagerduty", "channel: made-in-slack"), env={"PD_KEY": PAGERDUTY_KEY},
+                      known=KnownNames(channels=frozenset({"made-in-slack"})))
+    assert spec.warnings == [] and spec.policies[0].steps[2]["channel_name"] == "made-in-slack"
+
+
+def test_a_step_names_its_channel_rather_than_numbering_it():
+    [(line, path, message)] = errors_of(PAGING.replace("channel: pagerduty", "channel: 3"), env={"PD_KEY": PAGERDUTY_KEY})
+    assert (line, path) == (16, "escalation_policies[0].steps[2].channel") and "an outbound channel's name" in message
+
+
+def test_the_apis_policy_id_is_not_a_key_of_the_file():
+    [(line, path, message)] = errors_of(
+        PAGING.replace("escalation_policy: Critical paging", "escalation_policy_id: 3"), env={"PD_KEY": PAGERDUTY_KEY}
+    )
+    assert (line, path) == (20, "routing_rules[0].escalation_policy_id") and message.endswith("group_by, escalation_policy")
+
+
+def test_schedule_errors_point_into_their_layer():
+    found = errors_of(PAGING.replace("shift: 1 week", "shift: 1 fortnight").replace("Europe/Berlin", "Europe/Atlantis"),
+                      env={"PD_KEY": PAGERDUTY_KEY})
+    assert [(line, path) for line, path, _ in found] == [
+        (8, "schedules[0].time_zone"), (10, "schedules[0].layers[0].shift"),
+    ]
+
+
+def test_an_unquoted_hand_off_time_is_a_time_not_a_number():
+    spec = check_text(PAGING, env={"PD_KEY": PAGERDUTY_KEY})
+    assert spec.schedules[0].layers[0].rotation.handoff.isoformat() == "10:30:00"  # YAML 1.1 alone reads 630
+
+
+def test_export_names_each_secret_after_its_channel_and_field():
+    channels = [
+        {"name": "ops-mail", "kind": "email", "settings": {"password": "p"}},
+        {"name": "ops mail", "kind": "email", "settings": {"password": "q"}},
+        {"name": "hook", "kind": "webhook", "settings": {"url": "https://x.example", "signing_secret": None}},
+    ]
+    assert secret_variables(channels) == {
+        ("ops-mail", "password"): "PULSER_OPS_MAIL_PASSWORD", ("ops mail", "password"): "PULSER_OPS_MAIL_PASSWORD_2",
+        ("hook", "url"): "PULSER_HOOK_URL",
+    }
+
+
 # --- the published schema and sample -----------------------------------------------------------------
 
 
@@ -125,9 +257,29 @@ def test_the_committed_schema_is_what_the_code_generates():
     )
 
 
-def test_the_sample_file_passes_the_check(capsys):
+SAMPLE_SECRETS = {
+    "PULSER_DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1/sample",
+    "PULSER_GITHUB_TOKEN": "ghp_sample",
+    "PULSER_SMS_AUTH_TOKEN": "sample",
+    "PULSER_PAGERDUTY_ROUTING_KEY": PAGERDUTY_KEY,
+}
+
+
+def test_the_sample_file_passes_the_check(capsys, monkeypatch):
+    for name, value in SAMPLE_SECRETS.items():
+        monkeypatch.setenv(name, value)
     assert main(["config", "check", str(DOCS / "pulser.example.yml")]) == 0
-    assert "3 routing rule(s), 1 silence(s), 1 inhibition rule(s), 2 event route(s), 2 deploy service(s)" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert (
+        "3 routing rule(s), 1 silence(s), 1 inhibition rule(s), 2 event route(s), 2 deploy service(s), "
+        "4 outbound channel(s), 1 schedule(s), 1 escalation policy(ies)"
+    ) in out
+    assert err == ""  # no secret in the sample, no name it does not define
+
+
+def test_the_sample_names_the_variables_it_needs_in_its_header():
+    header = (DOCS / "pulser.example.yml").read_text(encoding="utf-8").split("version: 1")[0]
+    assert all(name in header for name in SAMPLE_SECRETS)
 
 
 def test_the_sample_file_passes_the_json_schema_editors_use():
