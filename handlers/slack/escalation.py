@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import types
 import typing
-from typing import Any, Literal, get_args, get_origin
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Literal, get_args, get_origin
 
 import structlog
 from pydantic_core import PydanticUndefined
@@ -184,6 +185,25 @@ async def smtp_problem(settings: dict, stored: dict | None) -> str | None:
 # --- listeners -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Objects:
+    """What differs between acting on a policy and on a channel from their lists."""
+
+    noun: str  # in notices: "policy", "channel"
+    label: str  # in the config file's lock notice
+    words: str  # what only admins may do, for the refusal
+    listing: str  # the command that lists them
+    get: Callable[..., Awaitable[dict | None]]
+    delete: Callable[..., Awaitable[None]]
+    message: Callable[..., Awaitable[dict]]
+
+
+POLICIES = _Objects("policy", "The escalation policy", POLICY_WORDS, "/pulser escalation",
+                    escalation.get_policy, admin.delete_policy, policies_message)
+CHANNELS = _Objects("channel", "The outbound channel", CHANNEL_WORDS, "/pulser channels",
+                    outbound.get_channel, admin.delete_channel, channels_message)
+
+
 def register(app: AsyncApp, services: SlackServices) -> None:
     pool = services.pool
 
@@ -215,7 +235,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     @app.action(POLICY_EDIT)
     async def on_policy_edit(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
-        policy = await _clicked_policy(body, client, respond)
+        policy = await _clicked(POLICIES, body, client, respond, changing=True)
         if policy is None:
             return
         names = {c["id"]: c["name"] for c in await outbound.list_channels(pool)}
@@ -227,33 +247,36 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     @app.action(POLICY_DELETE)
     async def on_policy_delete(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
-        policy = await _clicked_policy(body, client, respond)
-        if policy is None:
-            return
+        policy = await _clicked(POLICIES, body, client, respond, changing=True)
+        if policy is not None:
+            await _delete(POLICIES, policy, body, respond)
+
+    async def _clicked(objects: "_Objects", body: dict, client, respond, *, changing: bool) -> dict | None:
+        """The clicked policy or channel as stored now, when the clicker may act on it; else they
+        are told why not (not an admin, deleted meanwhile, managed by the config file)."""
+        user, object_id = body["user"]["id"], clicked_id(body)
+        if not await allowed(client, user, respond, objects.words, objects.listing):
+            return None
+        found = await objects.get(pool, object_id) if object_id is not None else None
+        if found is None:
+            await respond(replace_original=True, **await objects.message(services, change_notice("missing", objects.noun)))
+            return None
+        if changing and is_managed(found):
+            await respond(replace_original=False, **ephemeral(managed_notice(objects.label, found["name"])))
+            return None
+        return found
+
+    async def _delete(objects: "_Objects", found: dict, body: dict, respond) -> None:
         try:
-            await admin.delete_policy(pool, policy["id"], actor=body["user"]["id"])
+            await objects.delete(pool, found["id"], actor=body["user"]["id"])
         except admin.NotFound:
-            await respond(replace_original=True, **await policies_message(services, change_notice("missing", "policy")))
+            await respond(replace_original=True, **await objects.message(services, change_notice("missing", objects.noun)))
             return
         except admin.Conflict as exc:
             await respond(replace_original=False, **ephemeral(f":warning: Not deleted: {exc.detail}."))
             return
-        notice = change_notice("deleted", "policy", policy["name"])
-        await respond(replace_original=True, **await policies_message(services, notice))
-
-    async def _clicked_policy(body: dict, client, respond) -> dict | None:
-        """The policy as stored now, when the clicker may change it; else they are told why not."""
-        user, policy_id = body["user"]["id"], clicked_id(body)
-        if not await allowed(client, user, respond, POLICY_WORDS, "/pulser escalation"):
-            return None
-        policy = await escalation.get_policy(pool, policy_id) if policy_id is not None else None
-        if policy is None:
-            await respond(replace_original=True, **await policies_message(services, change_notice("missing", "policy")))
-            return None
-        if is_managed(policy):
-            await respond(replace_original=False, **ephemeral(managed_notice("The escalation policy", policy["name"])))
-            return None
-        return policy
+        notice = change_notice("deleted", objects.noun, found["name"])
+        await respond(replace_original=True, **await objects.message(services, notice))
 
     # --- policies: the form -------------------------------------------------------------------
 
@@ -308,7 +331,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     @app.action(CHANNEL_EDIT)
     async def on_channel_edit(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
-        channel = await _clicked_channel(body, client, respond, changing=True)
+        channel = await _clicked(CHANNELS, body, client, respond, changing=True)
         if channel is None:
             return
         kind = channel["kind"]
@@ -320,24 +343,14 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     @app.action(CHANNEL_DELETE)
     async def on_channel_delete(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
-        channel = await _clicked_channel(body, client, respond, changing=True)
-        if channel is None:
-            return
-        try:
-            await admin.delete_channel(pool, channel["id"], actor=body["user"]["id"])
-        except admin.NotFound:
-            await respond(replace_original=True, **await channels_message(services, change_notice("missing", "channel")))
-            return
-        except admin.Conflict as exc:
-            await respond(replace_original=False, **ephemeral(f":warning: Not deleted: {exc.detail}."))
-            return
-        notice = change_notice("deleted", "channel", channel["name"])
-        await respond(replace_original=True, **await channels_message(services, notice))
+        channel = await _clicked(CHANNELS, body, client, respond, changing=True)
+        if channel is not None:
+            await _delete(CHANNELS, channel, body, respond)
 
     @app.action(CHANNEL_TEST)
     async def on_channel_test(ack: AsyncAck, body: dict, client, respond) -> None:
         await ack()
-        channel = await _clicked_channel(body, client, respond, changing=False)
+        channel = await _clicked(CHANNELS, body, client, respond, changing=False)
         if channel is None:
             return
         try:
@@ -349,19 +362,6 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         await respond(replace_original=False, **ephemeral(
             f":outbox_tray: Test queued for *{escape(channel['name'])}* (delivery {delivery_id}). If it does not "
             f"arrive, `/pulser health` and `GET /api/outbound-channels/{channel['id']}/deliveries` say why."))
-
-    async def _clicked_channel(body: dict, client, respond, *, changing: bool) -> dict | None:
-        user, channel_id = body["user"]["id"], clicked_id(body)
-        if not await allowed(client, user, respond, CHANNEL_WORDS, "/pulser channels"):
-            return None
-        channel = await outbound.get_channel(pool, channel_id) if channel_id is not None else None
-        if channel is None:
-            await respond(replace_original=True, **await channels_message(services, change_notice("missing", "channel")))
-            return None
-        if changing and is_managed(channel):
-            await respond(replace_original=False, **ephemeral(managed_notice("The outbound channel", channel["name"])))
-            return None
-        return channel
 
     # --- channels: the form -------------------------------------------------------------------
 
