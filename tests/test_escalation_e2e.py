@@ -249,3 +249,10 @@ async def test_the_timeline_lists_every_step_and_page(pulser, sandbox, api, stan
     assert any("e-mail to oncall@example.com" in p and "delivered" in p for p in pages)
     steps = [e["text"] for e in timeline if e["kind"] == "escalation_step"]
     assert len(steps) == 6 and "page whoever is on call for Primary" in steps[1]
+
+
+async def test_a_step_paging_someone_not_in_the_workspace_is_refused(pulser, sandbox, api):
+    answer = await api.post("/api/escalation-policies", json={"name": "typo", "steps": [
+        {"kind": "user", "target": "U0NOBODY"}, {"kind": "user", "target": ONCALL}]})
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == {"steps[0].target": "U0NOBODY is not a user of this Slack workspace"}

@@ -17,6 +17,7 @@ import asyncpg
 
 from alerts.escalation.policies import PolicySpec, PolicyValidationError, describe_step, parse_policy
 from alerts.managed import is_managed
+from alerts.oncall.people import unknown_users
 from alerts.outbound import channels
 from storage import audit, escalation, notifications, outbound, schedules
 
@@ -49,10 +50,16 @@ async def policy_spec(conn: asyncpg.Connection | asyncpg.Pool, data: Mapping[str
     return parse_policy(data, channels=known_channels, schedules=names)
 
 
-async def save_policy(pool: asyncpg.Pool, data: Mapping[str, Any], *, actor: str, policy_id: int | None = None) -> dict:
-    """Create (policy_id None) or replace a policy; PolicyValidationError, NotFound or Conflict."""
+async def save_policy(pool: asyncpg.Pool, data: Mapping[str, Any], *, actor: str, policy_id: int | None = None,
+                      slack_client: Any = None) -> dict:
+    """Create (policy_id None) or replace a policy; PolicyValidationError, NotFound or Conflict.
+    With a Slack client, a step paging a person who is not in the workspace is refused too."""
     async with pool.acquire() as conn, conn.transaction():
         spec = await policy_spec(conn, data)
+        people = {i: step["target"] for i, step in enumerate(spec.steps) if step["kind"] == "user"}
+        problems = await unknown_users(pool, slack_client, people.values())
+        if problems:
+            raise PolicyValidationError({f"steps[{i}].target": problems[user] for i, user in people.items() if user in problems})
         if policy_id is not None:
             current = await escalation.get_policy(conn, policy_id)
             if current is None:

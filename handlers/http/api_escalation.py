@@ -14,6 +14,7 @@ from alerts.escalation import admin
 from alerts.escalation.policies import PolicyValidationError, monitoring_example
 from alerts.outbound.channels import KINDS, ChannelConfigError
 from handlers.http.api_applications import POOL, ApiError, api
+from handlers.http.api_schedules import SLACK_CLIENT
 from handlers.http.json_body import read_json_object
 from storage import escalation, outbound
 
@@ -60,7 +61,8 @@ async def policy_example(request: web.Request) -> web.Response:
 @api
 async def create_policy(request: web.Request) -> web.Response:
     try:
-        policy = await admin.save_policy(request.app[POOL], await read_json_object(request), actor="api")
+        policy = await admin.save_policy(request.app[POOL], await read_json_object(request), actor="api",
+                                         slack_client=request.app.get(SLACK_CLIENT))
     except (PolicyValidationError, admin.NotFound, admin.Conflict) as exc:
         raise _errors(exc, "escalation policy") from None
     return web.json_response(await _policy_json(request, policy), status=201,
@@ -80,7 +82,8 @@ async def get_policy(request: web.Request) -> web.Response:
 async def replace_policy(request: web.Request) -> web.Response:
     policy_id = _id(request, "escalation policy")
     try:
-        policy = await admin.save_policy(request.app[POOL], await read_json_object(request), actor="api", policy_id=policy_id)
+        policy = await admin.save_policy(request.app[POOL], await read_json_object(request), actor="api",
+                                         policy_id=policy_id, slack_client=request.app.get(SLACK_CLIENT))
     except (PolicyValidationError, admin.NotFound, admin.Conflict) as exc:
         raise _errors(exc, "escalation policy") from None
     return web.json_response(await _policy_json(request, policy))

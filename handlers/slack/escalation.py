@@ -297,7 +297,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             return
         data = {"name": form["name"], "repeat": form["repeat"], "steps": steps}
         try:
-            policy = await admin.save_policy(pool, data, actor=user, policy_id=policy_id)
+            policy = await admin.save_policy(pool, data, actor=user, policy_id=policy_id, slack_client=client)
         except PolicyValidationError as exc:
             others, on_lines = errors_by_line(exc.errors, lines)
             await ack(response_action="errors", errors=policy_form_errors(others, on_lines))
