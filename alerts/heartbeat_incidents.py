@@ -21,6 +21,7 @@ is never down without its incident, nor up again with its incident still firing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -184,6 +185,34 @@ async def _reply_in_threads(conn: asyncpg.Connection, incident_id: int, text: st
     await notifications.enqueue_notifications(conn, rows)
 
 
+async def resolve_unwatched(pipeline: AlertPipeline, *, now: datetime | None = None) -> int:
+    """Resolve the incidents of apps paused or deleted elsewhere than from the incident's own button
+    (`/pulser apps`, the API): nothing else would ever resolve them. The incident sweep calls this.
+    Returns how many were resolved."""
+    now = now or datetime.now(timezone.utc)
+    resolved = 0
+    for row in await heartbeat_incidents.firing_for_unwatched_apps(pipeline.pool):
+        last = NormalizedAlert.from_json_dict(row["last_alert"])
+        why = "app deleted" if row["deleted"] else "monitoring paused"
+        alert = dataclasses.replace(
+            last, status="resolved", title=f"{last.service}: {why}", description="", occurred_at=now,
+            source_event_id=f"{last.fingerprint}:{why}:{now.isoformat()}",
+        )
+        result = await pipeline.ingest(alert, now=now)
+        if result.outcome != "resolved" or result.incident_id is None:
+            continue
+        note = (f":wastebasket: {escape(last.service)} was deleted from Pulser." if row["deleted"] else
+                f":double_vertical_bar: Monitoring of {escape(last.service)} is paused: no alerts until someone resumes it.")
+        async with pipeline.pool.acquire() as conn, conn.transaction():
+            await heartbeat_incidents.set_note(conn, result.incident_id, note, now=now)
+            await incidents.render_now(conn, result.incident_id, now=now)
+        resolved += 1
+        log.info("heartbeat.incident_resolved_unwatched", incident_id=result.incident_id, why=why)
+    if resolved:
+        pipeline.notify_change()
+    return resolved
+
+
 @dataclass(frozen=True)
 class PauseResult:
     changed: bool
@@ -233,5 +262,5 @@ class HeartbeatIncidents:
 
 __all__ = [
     "APP_ID_LABEL", "ClaimedApp", "HeartbeatIncidents", "PauseResult", "after_firing", "failed_alert", "missed_alert",
-    "recover_in", "resolve_in", "resolved_alert",
+    "recover_in", "resolve_in", "resolve_unwatched", "resolved_alert",
 ]

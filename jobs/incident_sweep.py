@@ -1,6 +1,8 @@
-"""The incident sweep: escalations due, quiet incidents to auto-close, snoozes that ran out, and
-held-back incidents whose silence ended or whose inhibiting incident resolved. Every step claims
-its rows with SKIP LOCKED, so replicas running the same sweep never act twice."""
+"""The incident sweep: escalations due, quiet incidents to auto-close, snoozes that ran out,
+held-back incidents whose silence ended or whose inhibiting incident resolved, and the incidents of
+heartbeat apps paused or deleted since they fired. Replicas running the same sweep never act twice:
+each step claims its rows with SKIP LOCKED, or goes through the pipeline, which locks the incident's
+key and finds it resolved already."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import datetime, timezone
 
 import structlog
 
+from alerts.heartbeat_incidents import resolve_unwatched
 from alerts.incident_actions import IncidentActions
 from alerts.pipeline import AlertPipeline
 from storage.database import DATABASE_ERRORS
@@ -28,6 +31,7 @@ class IncidentSweep:
         try:
             done = await self.actions.sweep(now=now)
             done["released"] = await self.pipeline.release_suppressed(now=now)
+            done["unwatched"] = await resolve_unwatched(self.pipeline, now=now)
         except DATABASE_ERRORS as exc:
             log.warning("incident_sweep.database_unavailable", error=f"{type(exc).__name__}: {exc}")
             return {}

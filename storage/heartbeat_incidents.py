@@ -39,3 +39,23 @@ async def set_note(conn: Conn, incident_id: int, note: str | None, *, now: datet
         note,
         now,
     )
+
+
+async def firing_for_unwatched_apps(conn: Conn, *, limit: int = 100) -> list[dict]:
+    """Firing heartbeat incidents whose app is no longer watched: paused or deleted since (from
+    `/pulser apps`, the API or the config of an app), so that nothing will ever resolve them. A
+    `group_by` group is left alone: its members resolve it."""
+    rows = await conn.fetch(
+        """
+        SELECT i.id, i.group_key, i.last_alert, (a.id IS NULL OR a.deleted_at IS NOT NULL) AS deleted
+          FROM incidents i
+          LEFT JOIN applications a ON a.id::text = i.labels->>$1
+         WHERE i.status = 'firing' AND i.source = 'heartbeat' AND i.group_key NOT LIKE 'group:%'
+           AND (a.id IS NULL OR a.deleted_at IS NOT NULL OR NOT a.is_active)
+         ORDER BY i.id
+         LIMIT $2
+        """,
+        APP_ID_LABEL,
+        limit,
+    )
+    return [dict(r) for r in rows]

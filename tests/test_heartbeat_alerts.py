@@ -323,6 +323,27 @@ async def test_pause_by_an_admin_stops_monitoring_and_resolves_the_incident(puls
     assert (entry["actor"], entry["action"]) == ("U0ALICE", "heartbeat_alert.pause")
 
 
+async def test_an_app_paused_from_the_apps_list_or_the_api_has_its_incident_resolved_by_the_sweep(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    message = await down_with_message(pulser, sandbox, app)
+    await applications.set_active(pulser.pool, app.id, False)  # what /pulser apps and PUT is_active do
+    assert (await pulser.sweep.run_once())["unwatched"] == 1
+    assert (await incident_of(pulser.pool, app))["status"] == "resolved"
+    await eventually(
+        lambda: "Monitoring of nightly-backup is paused" in rendered(sandbox.state.find_message(message["channel"], message["ts"])),
+        timeout=30,
+    )
+
+
+async def test_a_deleted_app_has_its_incident_resolved_by_the_sweep(pulser, sandbox):
+    app = await register(pulser.pool, interval=60, grace=0)
+    await down_with_message(pulser, sandbox, app)
+    await applications.delete_application(pulser.pool, app.id)
+    await pulser.sweep.run_once()
+    incident = await incident_of(pulser.pool, app)
+    assert incident["status"] == "resolved" and "was deleted from Pulser" in incident["action_note"]
+
+
 async def test_pause_by_a_non_admin_is_refused_and_changes_nothing(pulser, sandbox):
     app = await register(pulser.pool, interval=60, grace=0)
     message = await down_with_message(pulser, sandbox, app)
