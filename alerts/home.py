@@ -16,27 +16,32 @@ import asyncpg
 import structlog
 from slack_sdk.errors import SlackApiError
 
+from alerts import oncall
 from alerts.sources import SOURCES
 from blocks.home import home_view
-from storage import dashboard
+from blocks.oncall import ScheduleStanding
+from storage import dashboard, schedules
 
 log = structlog.get_logger(__name__)
 
 WINDOW = timedelta(hours=24)
 LIST_SHOWN = 10
 NOISY_SHOWN = 5
+ON_CALL_HORIZON = timedelta(days=14)
 # Every webhook source, plus POST /events (platform events go through the same ledger).
 WEBHOOK_SOURCES: tuple[str, ...] = (*sorted(SOURCES), "events")
 
 
 async def dashboard_figures(pool: asyncpg.Pool, now: datetime) -> dict[str, Any]:
-    """Everything the dashboard shows, as of `now`: four aggregate queries, run side by side."""
+    """Everything the dashboard shows, as of `now`: four aggregate queries and who is on call, run
+    side by side."""
     since = now - WINDOW
-    alerts, incidents, apps, delivery = await asyncio.gather(
+    alerts, incidents, apps, delivery, on_call = await asyncio.gather(
         dashboard.alert_figures(pool, since=since, noisy_limit=NOISY_SHOWN),
         dashboard.open_incidents(pool, limit=LIST_SHOWN),
         dashboard.heartbeat_overview(pool, now=now, down_limit=LIST_SHOWN),
         dashboard.delivery_figures(pool, sources=WEBHOOK_SOURCES, since=since),
+        on_call_now(pool, now),
     )
     return {
         "now": now,
@@ -45,7 +50,21 @@ async def dashboard_figures(pool: asyncpg.Pool, now: datetime) -> dict[str, Any]
         "incidents": incidents,
         "apps": apps,
         "delivery": delivery,
+        "on_call": on_call,
     }
+
+
+async def on_call_now(pool: asyncpg.Pool, now: datetime) -> list[ScheduleStanding]:
+    """Who is on call for each schedule (the first few by name), until when, and who is next,
+    looking a fortnight ahead: the Home tab is redrawn often, `/pulser oncall` looks further."""
+    standings = []
+    for row in (await schedules.list_schedules(pool))[:LIST_SHOWN]:
+        schedule = await oncall.load_schedule(pool, row["id"])
+        now_on, until, then = await oncall.next_change(pool, schedule, now, horizon=ON_CALL_HORIZON)
+        standings.append(ScheduleStanding(
+            id=schedule.id, name=schedule.name, time_zone=schedule.time_zone, now=now_on, until=until, next=then,
+        ))
+    return standings
 
 
 def alert_ratios(alerts: dict[str, Any]) -> dict[str, float | None]:

@@ -8,7 +8,7 @@ Pure functions over the figures `alerts.home.dashboard_figures` puts together; w
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from blocks.status import (
     app_counts_text,
@@ -21,6 +21,7 @@ from blocks.status import (
 from blocks.heroku import clip, escape
 from blocks.incident_inbox import SAVED_FILTERS
 from blocks.kit import context as _context, count_noun, mrkdwn as _mrkdwn, plain as _plain, section as _section
+from blocks.oncall import ScheduleStanding, standing_line
 
 REGISTER_APP = "home_register_app"
 HOME_INBOX_PREFIX = "home_inbox_"  # + a saved filter's name (blocks.incident_inbox.SAVED_FILTERS)
@@ -29,6 +30,7 @@ EDIT_RULES = "home_edit_rules"
 HEROKU_SETTINGS = "home_heroku_settings"
 NOTICE_CALLBACK = "home_notice"
 MAX_HOME_BLOCKS = 100  # Slack rejects a Home view with more
+SECTION_TEXT_MAX = 3000  # and a section text longer than this
 SOURCE_NAMES = {"sentry": "Sentry", "alertmanager": "Alertmanager", "github": "GitHub", "generic": "Generic webhook",
                 "heroku": "Heroku", "events": "Platform events", "heartbeat": "Heartbeats"}
 
@@ -99,6 +101,7 @@ def home_view(figures: Mapping[str, Any], *, now: datetime) -> dict:
         _section("*Open incidents* · " + incidents_text(figures.get("incidents") or {}, now, where="see the alert channels"), "home_incidents"),
         _section("\n".join(app_lines), "home_apps"),
         _section(delivery_text(figures.get("delivery") or {}, now), "home_delivery"),
+        _section(on_call_text(figures.get("on_call") or []), "home_on_call"),
         *inbox_blocks(),
         *integration_blocks(figures.get("integrations"), now),
         {"type": "divider"},
@@ -114,6 +117,12 @@ def home_view(figures: Mapping[str, Any], *, now: datetime) -> dict:
         _context("`/pulser status` and `/pulser health` answer the same questions in any channel."),
     ]
     return {"type": "home", "callback_id": "pulser_home", "blocks": blocks[:MAX_HOME_BLOCKS]}
+
+
+def on_call_text(standings: Sequence[ScheduleStanding]) -> str:
+    if not standings:
+        return "*On call* · no schedules yet: `/pulser oncall` says how to add one."
+    return clip("*On call*\n" + "\n".join(f"• {standing_line(s)}" for s in standings), SECTION_TEXT_MAX)
 
 
 def inbox_blocks() -> list[dict]:

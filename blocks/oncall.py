@@ -55,6 +55,11 @@ def people(users: Sequence[str]) -> str:
     return ", ".join(f"<@{u}>" for u in users) if users else "_nobody_"
 
 
+def standing_line(s: ScheduleStanding) -> str:
+    """One schedule in one line: who now, until when, who next (and a calendar that fails)."""
+    return _line(s)
+
+
 def _line(s: ScheduleStanding) -> str:
     text = f"*{escape(s.name)}* — now {people(s.now)}"
     if s.until is not None:

@@ -10,7 +10,8 @@ import json
 import httpx
 import pytest
 
-from storage import audit, incidents
+from alerts.oncall.validation import validate_schedule
+from storage import audit, incidents, schedules
 from tests.conftest import eventually, make_settings
 from tests.incident_seeds import ALERTS, alert, inbox_fixture, open_incident, pipeline
 
@@ -259,3 +260,12 @@ async def test_the_dashboard_overview_has_the_app_home_figures(pulser, http):
     assert body["alerts"]["alerts"] == 5 and body["alerts"]["incidents_opened"] == 5, "search fired two days ago"
     assert body["incidents"]["total"] == 5 and body["incidents"]["unacked"] == 4
     assert body["quiet"]["snoozed_incidents"] == 1 and set(body["delivery"]["webhooks"]) >= {"sentry", "github"}
+
+
+async def test_the_dashboard_overview_says_who_is_on_call(pulser, http):
+    spec = validate_schedule({"name": "Primary", "time_zone": "UTC", "layers": [
+        {"members": ["U0ADA"], "shift": "1 week", "handoff": "09:00", "start": "2026-01-05"}]})
+    await schedules.create_schedule(pulser.pool, name=spec.name, time_zone=spec.time_zone, feed_token="o" * 32,
+                                    layers=[layer.as_row() for layer in spec.layers], created_by="test")
+    [standing] = (await http.get("/api/dashboard/overview")).json()["on_call"]
+    assert (standing["name"], standing["now"], standing["until"]) == ("Primary", ["U0ADA"], None)

@@ -14,11 +14,12 @@ from alerts.applications import validate_application
 from alerts.heartbeat_writer import HeartbeatEvent
 from alerts.home import HomeRefresher
 from alerts.normalized import NormalizedAlert
+from alerts.oncall.validation import validate_schedule
 from blocks.applications import REGISTER_CALLBACK
 from blocks.heroku import CONFIG_CALLBACK
 from blocks.home import EDIT_RULES, HEROKU_SETTINGS, NOTICE_CALLBACK, REGISTER_APP
 from blocks.rules import ADD, ADD_CALLBACK
-from storage import applications
+from storage import applications, schedules
 from tests.conftest import eventually
 
 ADMIN = "U0ADA"  # a workspace admin, as users.info says
@@ -113,6 +114,15 @@ async def test_opening_the_messages_tab_publishes_nothing(pulser, sandbox):
 
 
 # --- the buttons ------------------------------------------------------------------------------------
+
+
+async def test_home_says_who_is_on_call_until_when_and_who_is_next(pulser, sandbox):
+    spec = validate_schedule({"name": "Primary", "time_zone": "UTC", "layers": [
+        {"members": [ADMIN, MEMBER], "shift": "1 day", "handoff": "00:00", "start": "2026-01-01"}]})
+    await schedules.create_schedule(pulser.pool, name=spec.name, time_zone=spec.time_zone, feed_token="h" * 32,
+                                    layers=[layer.as_row() for layer in spec.layers], created_by=ADMIN)
+    text = view_text(await open_home(sandbox))
+    assert "*On call*" in text and "*Primary* — now <@" in text and ", then <@" in text
 
 
 async def test_register_an_app_opens_the_registration_form_and_confirms_in_a_dm(pulser, sandbox):

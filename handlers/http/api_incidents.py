@@ -11,6 +11,8 @@ re-rendered in place by the outbox. An action that cannot apply (ack a resolved 
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -224,6 +226,8 @@ def _plain(note: str) -> str:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
