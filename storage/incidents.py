@@ -92,6 +92,23 @@ async def get_incident(conn: Conn, incident_id: int, *, for_update: bool = False
     return dict(row) if row else None
 
 
+class Busy:
+    """`lock_unless_busy`'s answer when another transaction holds the incident."""
+
+
+BUSY = Busy()
+
+
+async def lock_unless_busy(conn: asyncpg.Connection, incident_id: int) -> dict | None | Busy:
+    """The incident, locked for this transaction; BUSY when another transaction holds it (an ack,
+    the pipeline), None when it is gone. For work that holds other locks first (the escalation
+    engine holds its runs): waiting here, while the holder waits for those, would deadlock."""
+    row = await conn.fetchrow("SELECT * FROM incidents WHERE id = $1 FOR UPDATE SKIP LOCKED", incident_id)
+    if row is not None:
+        return dict(row)
+    return BUSY if await conn.fetchval("SELECT 1 FROM incidents WHERE id = $1", incident_id) else None
+
+
 async def get_incidents(conn: Conn, incident_ids: Iterable[int]) -> dict[int, dict]:
     rows = await conn.fetch("SELECT * FROM incidents WHERE id = ANY($1::bigint[])", list(set(incident_ids)))
     return {r["id"]: dict(r) for r in rows}

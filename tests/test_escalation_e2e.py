@@ -109,7 +109,19 @@ async def _l1_taken(pulser, incident_id: int) -> bool:
 async def after(pulser, incident: dict, minutes: int) -> None:
     """Take the steps due `minutes` after the incident opened (and a little: the first step was
     taken a moment after it opened, by the running engine, and its wait counts from then)."""
-    await pulser.escalation.run_due(now=incident["first_seen"] + timedelta(minutes=minutes, seconds=10))
+    now = incident["first_seen"] + timedelta(minutes=minutes, seconds=10)
+
+    async def caught_up() -> bool:
+        # A step waits while another transaction holds the incident (the notifier recording a
+        # post): take due steps until none is left at `now`.
+        await pulser.escalation.run_due(now=now)
+        return not await pulser.pool.fetchval(
+            """SELECT (SELECT count(*) FROM incident_escalations WHERE incident_id = $1 AND status = 'active' AND due_at <= $2)
+                    + (SELECT count(*) FROM personal_pages WHERE incident_id = $1 AND status = 'active' AND due_at <= $2)""",
+            incident["id"], now,
+        )
+
+    await eventually(caught_up, timeout=30)
 
 
 async def to_l3(pulser, incident: dict) -> None:

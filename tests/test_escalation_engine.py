@@ -4,6 +4,7 @@ reopening do. What the outbox then sends is tests/test_escalation_e2e.py's busin
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -243,3 +244,15 @@ async def test_a_policy_in_use_cannot_be_deleted(pool, channels):
     with pytest.raises(admin.Conflict) as refused:
         await admin.delete_policy(pool, policy_id, actor="test")
     assert "prod" in refused.value.detail
+
+
+async def test_a_run_whose_incident_is_being_acted_on_waits_instead_of_deadlocking(pool, pipeline, engine, channels):
+    await route_to(pool, await policy(pool, L1_L3))
+    opened = await pipeline.ingest(alert(), now=T0)
+    async with pool.acquire() as conn, conn.transaction():
+        # An ack holds the incident and will want its runs: the engine must not wait for the incident.
+        await conn.execute("SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE", opened.incident_id)
+        done = await asyncio.wait_for(engine.run_due(now=T0), 30)
+    assert done["escalation_steps"] == 0 and await deliveries(pool, opened.incident_id) == []
+    await engine.run_due(now=T0)
+    assert await deliveries(pool, opened.incident_id) == [("discord", "trigger", None)]

@@ -74,13 +74,16 @@ class EscalationEngine(OutboxLoop):
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
                 due = await claim(conn, now=now, limit=batch)
-                for row in due:
-                    taken += await advance(conn, row, now)
-            if len(due) < batch:
+                this_batch = [await advance(conn, row, now) for row in due]
+            taken += sum(this_batch)
+            # A batch that took nothing may be rows whose incidents are busy: the next round retries them.
+            if len(due) < batch or not any(this_batch):
                 return taken
 
     async def _advance(self, conn: asyncpg.Connection, run: dict, now: datetime) -> int:
-        incident = await incidents.get_incident(conn, run["incident_id"], for_update=True)
+        incident = await incidents.lock_unless_busy(conn, run["incident_id"])
+        if incident is incidents.BUSY:  # being acked or resolved right now: the run stays due
+            return 0
         if incident is None or incident["status"] != "firing" or incident["acked_at"] is not None:
             await escalation.advance_run(conn, run["id"], next_position=run["next_position"], round=run["round"],
                                          due_at=None, status="stopped", now=now)
@@ -179,7 +182,9 @@ class EscalationEngine(OutboxLoop):
 
     async def _advance_page(self, conn: asyncpg.Connection, page: dict, now: datetime) -> int:
         """Take the person's next notification rule and schedule the one after it."""
-        incident = await incidents.get_incident(conn, page["incident_id"], for_update=True)
+        incident = await incidents.lock_unless_busy(conn, page["incident_id"])
+        if incident is incidents.BUSY:
+            return 0
         if incident is None or incident["status"] != "firing" or incident["acked_at"] is not None:
             await escalation.advance_page(conn, page["id"], next_position=page["next_position"], due_at=None, status="stopped")
             return 0
