@@ -13,6 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import asyncpg
 
+from storage.outbound import PAGED_CHANNELS
+
 Conn = asyncpg.Pool | asyncpg.Connection
 
 _POLICY_COLUMNS = "id, name, repeat, managed_by, created_by, created_at, updated_at"
@@ -141,20 +143,22 @@ async def advance_run(conn: Conn, run_id: int, *, next_position: int, round: int
     )
 
 
-async def stop_runs(conn: Conn, incident_id: int, *, by: str, now: datetime) -> int:
-    """Stop the incident's policies and personal pages (acknowledged or resolved); how many were active."""
-    runs = await conn.execute(
+async def stop_runs(conn: Conn, incident_id: int, *, by: str, now: datetime) -> list[int]:
+    """Stop the incident's policies and personal pages (acknowledged or resolved), and return the
+    outbound channels it was sent to (a trigger or an escalation), which hear of the change. One
+    statement: every acknowledgement and resolution of every incident passes here."""
+    rows = await conn.fetch(
         """
-        UPDATE incident_escalations SET status = 'stopped', stopped_by = $2, due_at = NULL, updated_at = $3
-         WHERE incident_id = $1 AND status = 'active'
-        """,
+        WITH runs AS (
+            UPDATE incident_escalations SET status = 'stopped', stopped_by = $2, due_at = NULL, updated_at = $3
+             WHERE incident_id = $1 AND status = 'active'
+        ), pages AS (
+            UPDATE personal_pages SET status = 'stopped', due_at = NULL WHERE incident_id = $1 AND status = 'active'
+        )
+        """ + PAGED_CHANNELS,
         incident_id, by, now,
     )
-    pages = await conn.execute(
-        "UPDATE personal_pages SET status = 'stopped', due_at = NULL WHERE incident_id = $1 AND status = 'active'",
-        incident_id,
-    )
-    return int(runs.split()[-1]) + int(pages.split()[-1])
+    return [r["channel_id"] for r in rows]
 
 
 async def restart_runs(conn: Conn, incident_id: int, *, now: datetime) -> int:

@@ -220,19 +220,17 @@ async def recent_deliveries(conn: Conn, *, channel_id: int | None = None, limit:
     return [dict(r) for r in rows]
 
 
+# Outbound channels an incident was sent to (a trigger or an escalation), so that its
+# acknowledgement and resolution reach them too; $1 is the incident.
+PAGED_CHANNELS = """
+SELECT DISTINCT channel_id FROM outbound_deliveries
+ WHERE incident_id = $1 AND method = 'channel' AND action IN ('trigger', 'escalate') AND status <> 'failed'
+ ORDER BY channel_id
+"""
+
+
 async def channels_paged(conn: Conn, incident_id: int) -> list[int]:
-    """Outbound channels that were sent this incident (a trigger or an escalation), so that its
-    acknowledgement and resolution reach them too."""
-    rows = await conn.fetch(
-        """
-        SELECT DISTINCT channel_id FROM outbound_deliveries
-         WHERE incident_id = $1 AND method = 'channel'
-           AND action IN ('trigger', 'escalate') AND status <> 'failed'
-         ORDER BY channel_id
-        """,
-        incident_id,
-    )
-    return [r["channel_id"] for r in rows]
+    return [r["channel_id"] for r in await conn.fetch(PAGED_CHANNELS, incident_id)]
 
 
 async def health(conn: Conn, *, since: datetime) -> dict[str, Any]:

@@ -34,8 +34,7 @@ async def incident_reopened(conn: asyncpg.Connection, incident: dict, *, now: da
 
 
 async def _stopped(conn: asyncpg.Connection, incident: dict, action: str, by: str, now: datetime) -> None:
-    await escalation.stop_runs(conn, incident["id"], by=by, now=now)
-    paged = await outbound.channels_paged(conn, incident["id"])
+    paged = await escalation.stop_runs(conn, incident["id"], by=by, now=now)
     if not paged:
         return
     generation = incident.get("reopened_count") or 0
