@@ -109,3 +109,13 @@ async def test_an_edit_that_leaves_a_secret_out_keeps_it(pool, standins, hook):
                              actor="test", channel_id=hook)
     stored = await outbound.get_channel(pool, hook)
     assert stored["name"] == "renamed" and stored["settings"]["signing_secret"] == OutboundStandins.webhook_secret
+
+
+def test_the_backoff_doubles_from_its_base_up_to_its_cap_with_some_jitter():
+    from alerts.outbound.retry import backoff
+
+    base, cap = timedelta(seconds=2), timedelta(minutes=5)
+    for attempts, expected in ((1, 2), (2, 4), (3, 8), (9, 300), (40, 300)):
+        waits = [backoff(attempts, base=base, cap=cap).total_seconds() for _ in range(50)]
+        assert all(0.8 * expected <= w <= 1.2 * expected for w in waits), (attempts, min(waits), max(waits))
+        assert len(set(waits)) > 1  # rows that failed together do not come back together
