@@ -15,6 +15,7 @@ from alerts.pipeline import AlertPipeline, PipelineSettings
 from storage import applications
 from storage.applications import Application
 from storage.database import DATABASE_ERRORS
+from tests.conftest import eventually
 
 
 async def register(pool: asyncpg.Pool, name: str) -> Application:
@@ -86,11 +87,11 @@ async def test_a_failed_batch_fails_its_waiters_writes_nothing_and_the_writer_go
     app = await register(pool, "survivor")
     await pool.execute("ALTER TABLE heartbeats RENAME TO heartbeats_away")
     with pytest.raises(asyncpg.UndefinedTableError):
-        await asyncio.wait_for(writer.submit(event(app.uuid)), 5)
+        await asyncio.wait_for(writer.submit(event(app.uuid)), 30)
     # The clock update that preceded the failing insert was rolled back with it.
     assert (await applications.get_application(pool, app.id)).last_heartbeat is None
     await pool.execute("ALTER TABLE heartbeats_away RENAME TO heartbeats")
-    assert (await asyncio.wait_for(writer.submit(event(app.uuid)), 5)).status == "up"
+    assert (await asyncio.wait_for(writer.submit(event(app.uuid)), 30)).status == "up"
     assert writer.failed_batches == 1
 
 
@@ -98,7 +99,7 @@ async def test_waiters_get_an_error_not_a_hang_when_the_pool_is_closed(pool, wri
     app = await register(pool, "closed")
     await pool.close()
     results = await asyncio.wait_for(
-        asyncio.gather(*(writer.submit(event(app.uuid)) for _ in range(5)), return_exceptions=True), 5
+        asyncio.gather(*(writer.submit(event(app.uuid)) for _ in range(5)), return_exceptions=True), 30
     )
     assert all(isinstance(r, DATABASE_ERRORS) for r in results)
 
@@ -176,10 +177,7 @@ async def test_a_heartbeat_that_moves_a_deadline_notifies_the_watchers(pool, dat
         await listener.add_listener(applications.DEADLINE_CHANNEL, lambda *args: received.append(args[3]))
         await writer.submit(event(app.uuid))
         deadline = (await applications.get_application(pool, app.id)).next_deadline
-        for _ in range(100):
-            if received:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: received, timeout=30)
     finally:
         await listener.close()
     assert received == [f"{deadline.timestamp():.3f}"]

@@ -266,7 +266,7 @@ async def test_a_slack_message_sent_records_its_latency_and_the_delivery_time(pu
     await post_alert(http, severity="high")
     await eventually(lambda: sandbox.messages.get("C0ALERTS"), timeout=30)
     text = await eventually(
-        lambda: _scrape_when(http, "pulser_slack_api_call_duration_seconds_count", method="chat.postMessage"), timeout=5
+        lambda: _scrape_when(http, "pulser_slack_api_call_duration_seconds_count", method="chat.postMessage"), timeout=30
     )
     assert sample(text, "pulser_last_success_timestamp_seconds", task="slack_delivery") > 0
 

@@ -285,7 +285,7 @@ async def test_shutdown_waits_for_an_in_flight_listener(pulser, sandbox):
     await sandbox.send_envelope(envelope)
     pool = pulser.pool
     stopped = asyncio.create_task(pulser.stop())
-    await asyncio.wait_for(finished.wait(), 2)
+    await asyncio.wait_for(finished.wait(), 30)
     await stopped
     assert pool.is_closing()
 
