@@ -359,7 +359,9 @@ async def test_unmanaged_event_routes_stay_editable_next_to_managed_ones(http):
     assert answer.status_code == 200 and answer.json() == {"ci": "#ci", "deploy": "#ops-deploy"}
 
 
-async def test_slack_refuses_to_delete_a_managed_rule(database_url, sandbox, config_file):
+@pytest.fixture
+async def configured(database_url, sandbox, config_file) -> AsyncIterator[Runtime]:
+    """`pulser run` applying the config file, connected to the sandbox as an admin's workspace."""
     forget_answers()
     sandbox.set_user(ADMIN, name="ada", is_admin=True)
     settings = make_settings(
@@ -371,41 +373,32 @@ async def test_slack_refuses_to_delete_a_managed_rule(database_url, sandbox, con
     try:
         await runtime.wait_connected(timeout=30)
         await sandbox.wait_for_connection(timeout=30)
-        rule_id = await runtime.pool.fetchval("SELECT id FROM routing_rules WHERE name = 'api'")
-        before = len(sandbox.response_url_posts)
-        await sandbox.send_block_action(DELETE, value=str(rule_id), user_id=ADMIN, channel_id="C0OPS")
-        await eventually(lambda: len(sandbox.response_url_posts) > before, timeout=30)
-        body = sandbox.response_url_posts[before][1]
-        assert "managed by the config file" in body["text"] and "*api*" in body["text"]
-        assert await rule_names(runtime) == ["payments critical", "api"]
+        yield runtime
     finally:
         await runtime.stop()
 
 
-async def test_slack_lists_a_managed_policy_locked_and_refuses_to_delete_it(database_url, sandbox, config_file):
-    forget_answers()
-    sandbox.set_user(ADMIN, name="ada", is_admin=True)
-    settings = make_settings(
-        DATABASE_URL=database_url, SLACK_BOT_TOKEN="xoxb-test-bot", SLACK_APP_TOKEN="xapp-test-app",
-        SLACK_API_URL=sandbox.api_url, PULSER_CONFIG=str(config_file),
-    )
-    runtime = Runtime(settings, "run", metrics=Metrics("test"))
-    await runtime.start()
-    try:
-        await runtime.wait_connected(timeout=30)
-        await sandbox.wait_for_connection(timeout=30)
-        policy_id = await runtime.pool.fetchval("SELECT id FROM escalation_policies WHERE name = 'payments paging'")
-        listed = (await sandbox.send_slash_command(text="escalation", user_id=ADMIN))["payload"]
-        shown = next(b for b in listed["blocks"] if b.get("block_id") == f"policy_{policy_id}")
-        assert "Managed by the config file" in shown["text"]["text"]
-        assert not any(b.get("block_id") == f"policy_actions_{policy_id}" for b in listed["blocks"])  # no buttons
-        before = len(sandbox.response_url_posts)
-        await sandbox.send_block_action(POLICY_DELETE, value=str(policy_id), user_id=ADMIN, channel_id="C0OPS")
-        await eventually(lambda: len(sandbox.response_url_posts) > before, timeout=30)
-        assert "managed by the config file" in sandbox.response_url_posts[before][1]["text"]
-        assert await runtime.pool.fetchval("SELECT count(*) FROM escalation_policies WHERE id = $1", policy_id) == 1
-    finally:
-        await runtime.stop()
+async def test_slack_refuses_to_delete_a_managed_rule(configured, sandbox):
+    rule_id = await configured.pool.fetchval("SELECT id FROM routing_rules WHERE name = 'api'")
+    before = len(sandbox.response_url_posts)
+    await sandbox.send_block_action(DELETE, value=str(rule_id), user_id=ADMIN, channel_id="C0OPS")
+    await eventually(lambda: len(sandbox.response_url_posts) > before, timeout=30)
+    body = sandbox.response_url_posts[before][1]
+    assert "managed by the config file" in body["text"] and "*api*" in body["text"]
+    assert await rule_names(configured) == ["payments critical", "api"]
+
+
+async def test_slack_lists_a_managed_policy_locked_and_refuses_to_delete_it(configured, sandbox):
+    policy_id = await configured.pool.fetchval("SELECT id FROM escalation_policies WHERE name = 'payments paging'")
+    listed = (await sandbox.send_slash_command(text="escalation", user_id=ADMIN))["payload"]
+    shown = next(b for b in listed["blocks"] if b.get("block_id") == f"policy_{policy_id}")
+    assert "Managed by the config file" in shown["text"]["text"]
+    assert not any(b.get("block_id") == f"policy_actions_{policy_id}" for b in listed["blocks"])  # no buttons
+    before = len(sandbox.response_url_posts)
+    await sandbox.send_block_action(POLICY_DELETE, value=str(policy_id), user_id=ADMIN, channel_id="C0OPS")
+    await eventually(lambda: len(sandbox.response_url_posts) > before, timeout=30)
+    assert "managed by the config file" in sandbox.response_url_posts[before][1]["text"]
+    assert await configured.pool.fetchval("SELECT count(*) FROM escalation_policies WHERE id = $1", policy_id) == 1
 
 
 # --- export ----------------------------------------------------------------------------------------------
